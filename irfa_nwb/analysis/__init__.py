@@ -1,0 +1,1 @@
+"""irfa_nwb.analysis (see DESIGN.md)."""

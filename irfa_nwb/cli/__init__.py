@@ -1,0 +1,1 @@
+"""irfa_nwb.cli (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""irfa_nwb.data (see DESIGN.md)."""

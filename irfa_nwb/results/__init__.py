@@ -1,0 +1,1 @@
+"""irfa_nwb.results (see DESIGN.md)."""

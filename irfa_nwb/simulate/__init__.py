@@ -1,0 +1,1 @@
+"""irfa_nwb.simulate (see DESIGN.md)."""
