@@ -1,0 +1,459 @@
+"""Reconstruction quality metrics: pixel correlation, SSIM, identification, AlexNet features.
+
+All functions take two image stacks of the same shape ``(n, y, x, channel)`` (or ``(n, y, x)``)
+with values in ``[0, 1]``: the presented stimuli and their reconstructions, paired by index.
+NumPy arrays and :class:`xarray.DataArray` objects are both accepted; per-image results come
+back as :class:`xarray.DataArray` with a ``stimulus`` dimension (and the ``stimulus_id``
+coordinate of the inputs, when they had one).
+
+The AlexNet layer correlations of the IRFA paper (Le et al. 2025) need pretrained ImageNet
+weights; they are loaded with
+:func:`irfa_nwb.model.pretrained.load_torchvision_model` and never downloaded silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from math import comb
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ..errors import InputError
+
+#: AlexNet layers of the paper's feature metric, in network order
+ALEXNET_LAYERS: tuple[str, ...] = (
+    "conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8",
+)
+
+# torchvision AlexNet module holding each layer's output: ("features" | "classifier", index).
+# Convolutional and fc6/fc7 activations are taken after their ReLU, fc8 are the logits.
+_ALEXNET_TAPS: dict[str, tuple[str, int]] = {
+    "conv1": ("features", 1),
+    "conv2": ("features", 4),
+    "conv3": ("features", 7),
+    "conv4": ("features", 9),
+    "conv5": ("features", 11),
+    "fc6": ("classifier", 2),
+    "fc7": ("classifier", 5),
+    "fc8": ("classifier", 6),
+}
+
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _stimulus_coords(*arrays: Any) -> dict[str, Any]:
+    """Return ``stimulus_id`` coordinates from the first DataArray input that has one."""
+    for arr in arrays:
+        if isinstance(arr, xr.DataArray) and "stimulus_id" in arr.coords:
+            sid = arr.coords["stimulus_id"]
+            if sid.ndim == 1:
+                return {"stimulus_id": ("stimulus", np.asarray(sid.values))}
+    return {}
+
+
+def _as_pair(stimuli: Any, reconstructions: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Validate and return two float64 image stacks of identical shape."""
+    a = np.asarray(stimuli, dtype=np.float64)
+    b = np.asarray(reconstructions, dtype=np.float64)
+    if a.shape != b.shape:
+        raise InputError(
+            f"stimuli and reconstructions must have the same shape, got {a.shape} and {b.shape}; "
+            "resize the stimuli to the reconstruction size (estimator.image_size_) and pair them "
+            "by stimulus before computing metrics"
+        )
+    if a.ndim not in (3, 4):
+        raise InputError(
+            f"expected image stacks of shape (n, y, x) or (n, y, x, channel), got {a.shape}"
+        )
+    if a.shape[0] < 1:
+        raise InputError("need at least one image to compute metrics")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise InputError("images contain NaN or infinite values; clean them before scoring")
+    return a, b
+
+
+def _zscore_rows(m: np.ndarray) -> np.ndarray:
+    """Centre and scale each row to unit norm (NaN rows where the row is constant)."""
+    m = m - m.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(m, axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(norm > 0, m / np.where(norm > 0, norm, 1.0), np.nan)
+
+
+def pearson_r(a: Any, b: Any) -> float:
+    """Pearson correlation between two arrays, flattened.
+
+    Parameters
+    ----------
+    a, b : array_like
+        Arrays with the same number of elements.
+
+    Returns
+    -------
+    float
+        The correlation, or NaN when either array is constant.
+    """
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    if a.size != b.size:
+        raise InputError(f"arrays have different sizes ({a.size} and {b.size})")
+    z = _zscore_rows(np.stack([a, b]))
+    return float(np.sum(z[0] * z[1]))
+
+
+# ----------------------------------------------------------------------------- pixel metrics
+
+
+def pixel_correlation(stimuli: Any, reconstructions: Any) -> xr.DataArray:
+    """Pearson r between each stimulus and its reconstruction over all pixels and channels.
+
+    Parameters
+    ----------
+    stimuli, reconstructions : array_like, shape (n, y, x[, channel])
+        Paired image stacks.
+
+    Returns
+    -------
+    xarray.DataArray, dims ("stimulus",)
+        One correlation per image (NaN for a constant image).
+    """
+    a, b = _as_pair(stimuli, reconstructions)
+    n = a.shape[0]
+    za = _zscore_rows(a.reshape(n, -1))
+    zb = _zscore_rows(b.reshape(n, -1))
+    r = np.sum(za * zb, axis=1)
+    return xr.DataArray(
+        r, dims=("stimulus",), coords=_stimulus_coords(stimuli, reconstructions), name="pixel_r"
+    )
+
+
+def ssim(stimuli: Any, reconstructions: Any, *, data_range: float = 1.0) -> xr.DataArray:
+    """Structural similarity (SSIM, scikit-image) of each reconstruction to its stimulus.
+
+    Colour images are compared per channel and averaged (``channel_axis=-1``). The window is
+    7 × 7 pixels, shrunk to the largest odd size that fits images smaller than that.
+
+    Parameters
+    ----------
+    stimuli, reconstructions : array_like, shape (n, y, x[, channel])
+        Paired image stacks.
+    data_range : float, default 1.0
+        Value range of the images (1.0 for images in [0, 1]).
+
+    Returns
+    -------
+    xarray.DataArray, dims ("stimulus",)
+        One SSIM value per image.
+    """
+    from skimage.metrics import structural_similarity
+
+    a, b = _as_pair(stimuli, reconstructions)
+    side = min(a.shape[1], a.shape[2])
+    win = min(7, side if side % 2 else side - 1)
+    if win < 3:
+        raise InputError(f"images of {a.shape[1]}x{a.shape[2]} pixels are too small for SSIM")
+    channel_axis = -1 if a.ndim == 4 else None
+    values = np.array(
+        [
+            structural_similarity(
+                a[i], b[i], data_range=data_range, channel_axis=channel_axis, win_size=win
+            )
+            for i in range(a.shape[0])
+        ]
+    )
+    return xr.DataArray(
+        values, dims=("stimulus",), coords=_stimulus_coords(stimuli, reconstructions), name="ssim"
+    )
+
+
+# ----------------------------------------------------------------------------- identification
+
+
+def similarity_matrix(stimuli: Any, reconstructions: Any) -> np.ndarray:
+    """Pixel correlation of every reconstruction with every stimulus.
+
+    Parameters
+    ----------
+    stimuli, reconstructions : array_like, shape (n, y, x[, channel])
+        Paired image stacks.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, n)
+        ``S[i, j]`` = Pearson r between reconstruction ``i`` and stimulus ``j``.
+    """
+    a, b = _as_pair(stimuli, reconstructions)
+    n = a.shape[0]
+    za = _zscore_rows(a.reshape(n, -1))
+    zb = _zscore_rows(b.reshape(n, -1))
+    return zb @ za.T
+
+
+def identification_rank(
+    stimuli: Any, reconstructions: Any, *, similarity: np.ndarray | None = None
+) -> xr.DataArray:
+    """Rank of the true stimulus among all stimuli, by similarity to the reconstruction.
+
+    Rank 1 means the reconstruction correlates more with its own stimulus than with any other;
+    rank ``k`` means ``k - 1`` other stimuli correlate more (ties count against the true
+    stimulus, so constant reconstructions are never "identified").
+
+    Parameters
+    ----------
+    stimuli, reconstructions : array_like, shape (n, y, x[, channel])
+        Paired image stacks.
+    similarity : numpy.ndarray, shape (n, n), optional
+        Precomputed ``S[i, j]`` (reconstruction i vs stimulus j); default pixel correlation
+        (:func:`similarity_matrix`).
+
+    Returns
+    -------
+    xarray.DataArray of int64, dims ("stimulus",)
+        1-based ranks.
+    """
+    s = similarity_matrix(stimuli, reconstructions) if similarity is None else similarity
+    s = np.asarray(s, dtype=np.float64)
+    if s.ndim != 2 or s.shape[0] != s.shape[1]:
+        raise InputError(f"similarity must be a square matrix, got shape {s.shape}")
+    own = np.diag(s)
+    s = np.where(np.isnan(s), -np.inf, s)
+    own_cmp = np.where(np.isnan(own), -np.inf, own)
+    better = (s >= own_cmp[:, None]).sum(axis=1) - 1  # every j != i at least as similar
+    ranks = (better + 1).astype(np.int64)
+    return xr.DataArray(
+        ranks,
+        dims=("stimulus",),
+        coords=_stimulus_coords(stimuli, reconstructions),
+        name="identification_rank",
+    )
+
+
+def identification_accuracy(ranks: Any, n_way: int | None = None) -> float:
+    """Expected n-way identification accuracy from identification ranks.
+
+    For each reconstruction, the probability that its own stimulus is the most similar among
+    itself and ``n_way - 1`` distractors drawn at random (without replacement) from the other
+    ``n - 1`` stimuli is ``C(n - rank, n_way - 1) / C(n - 1, n_way - 1)``; this is averaged
+    over reconstructions. It is exact (no sampling). ``n_way = 2`` is the usual pairwise
+    accuracy (chance 0.5), ``n_way = n`` the fraction of rank-1 images (chance 1/n).
+
+    Parameters
+    ----------
+    ranks : array_like of int, shape (n,)
+        1-based ranks from :func:`identification_rank`.
+    n_way : int, optional
+        Number of candidates per trial, 2 ≤ n_way ≤ n; default n.
+
+    Returns
+    -------
+    float
+        Accuracy in [0, 1].
+    """
+    r = np.asarray(ranks).astype(np.int64).ravel()
+    n = r.size
+    if n < 2:
+        raise InputError("identification needs at least two stimuli")
+    if np.any(r < 1) or np.any(r > n):
+        raise InputError(f"ranks must lie in 1..{n}, got {r.min()}..{r.max()}")
+    m = n if n_way is None else int(n_way)
+    if not 2 <= m <= n:
+        raise InputError(f"n_way must be between 2 and the number of stimuli ({n}), got {m}")
+    total = comb(n - 1, m - 1)
+    return float(np.mean([comb(n - int(k), m - 1) / total for k in r]))
+
+
+# ----------------------------------------------------------------------------- AlexNet
+
+
+def load_alexnet(*, allow_download: bool = False):
+    """Return torchvision AlexNet with ImageNet weights (eval mode, frozen).
+
+    Parameters
+    ----------
+    allow_download : bool, default False
+        Let torchvision download missing weights.
+
+    Raises
+    ------
+    irfa_nwb.errors.MissingWeightsError
+        When the weights are not in ``$TORCH_HOME/hub/checkpoints`` and downloading is not
+        allowed; the message says how to fetch them.
+    """
+    from ..model.pretrained import load_torchvision_model
+
+    return load_torchvision_model("alexnet", allow_download=allow_download)
+
+
+def alexnet_features(
+    images: Any,
+    *,
+    layers: Sequence[str] = ALEXNET_LAYERS,
+    model: Any = None,
+    device: str | None = None,
+    batch_size: int = 32,
+) -> dict[str, np.ndarray]:
+    """AlexNet activations of an image stack, flattened per image.
+
+    Images are resized to 224 × 224 (bilinear) and ImageNet-normalised. Convolutional and
+    fc6/fc7 activations are taken after their ReLU, fc8 are the class logits.
+
+    Parameters
+    ----------
+    images : array_like, shape (n, y, x, 3)
+        RGB images in [0, 1].
+    layers : sequence of str
+        Subset of :data:`ALEXNET_LAYERS`.
+    model : torch.nn.Module, optional
+        A torchvision AlexNet; default :func:`load_alexnet` (pretrained, no download).
+    device : str, optional
+        Torch device; default that of the model's parameters.
+    batch_size : int
+        Images per forward pass.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``layer -> (n, n_features)`` float32 activations.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    unknown = [name for name in layers if name not in _ALEXNET_TAPS]
+    if unknown:
+        raise InputError(f"unknown AlexNet layers {unknown}; choose from {list(ALEXNET_LAYERS)}")
+    arr = np.asarray(images, dtype=np.float32)
+    if arr.ndim != 4 or arr.shape[-1] != 3:
+        raise InputError(f"AlexNet needs RGB images of shape (n, y, x, 3), got {arr.shape}")
+    if model is None:
+        model = load_alexnet()
+    model.eval()
+    if device is None:
+        device = str(next(model.parameters()).device)
+    model.to(device)
+
+    captured: dict[str, torch.Tensor] = {}
+    handles = []
+    for name in layers:
+        part, index = _ALEXNET_TAPS[name]
+        module = getattr(model, part)[index]
+
+        def hook(_mod, _inp, out, _name=name):
+            captured[_name] = out.detach().flatten(1).clone()
+
+        handles.append(module.register_forward_hook(hook))
+    mean = torch.tensor(_IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(_IMAGENET_STD, device=device).view(1, 3, 1, 1)
+    out: dict[str, list[np.ndarray]] = {name: [] for name in layers}
+    try:
+        with torch.no_grad():
+            for start in range(0, arr.shape[0], batch_size):
+                batch = torch.from_numpy(arr[start : start + batch_size]).to(device)
+                batch = batch.permute(0, 3, 1, 2)
+                batch = F.interpolate(batch, size=(224, 224), mode="bilinear", align_corners=False)
+                model((batch - mean) / std)
+                for name in layers:
+                    out[name].append(captured[name].float().cpu().numpy())
+                captured.clear()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {name: np.concatenate(chunks) for name, chunks in out.items()}
+
+
+def alexnet_layer_correlations(
+    stimuli: Any,
+    reconstructions: Any,
+    *,
+    layers: Sequence[str] = ALEXNET_LAYERS,
+    model: Any = None,
+    device: str | None = None,
+    batch_size: int = 32,
+) -> xr.Dataset:
+    """The paper's AlexNet feature correlations between stimuli and reconstructions.
+
+    Parameters
+    ----------
+    stimuli, reconstructions : array_like, shape (n, y, x, 3)
+        Paired RGB image stacks in [0, 1].
+    layers, model, device, batch_size
+        As in :func:`alexnet_features`.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``overall`` (dims ``("layer",)``): Pearson r between the activations of all stimuli and
+        all reconstructions, flattened over the whole set (the number the paper reports);
+        ``per_image`` (dims ``("stimulus", "layer")``): Pearson r per stimulus/reconstruction
+        pair.
+
+    Raises
+    ------
+    irfa_nwb.errors.MissingWeightsError
+        When no model is given and the pretrained AlexNet weights are not on this machine.
+    """
+    _as_pair(stimuli, reconstructions)
+    n = np.asarray(stimuli).shape[0]
+    if model is None:
+        model = load_alexnet()
+    kw = {"layers": layers, "model": model, "device": device, "batch_size": batch_size}
+    fa = alexnet_features(stimuli, **kw)
+    fb = alexnet_features(reconstructions, **kw)
+    overall = np.array([pearson_r(fa[name], fb[name]) for name in layers])
+    per_image = np.stack(
+        [np.sum(_zscore_rows(fa[name]) * _zscore_rows(fb[name]), axis=1) for name in layers],
+        axis=1,
+    )
+    coords: dict[str, Any] = {"layer": list(layers)}
+    coords.update(_stimulus_coords(stimuli, reconstructions))
+    ds = xr.Dataset(
+        {
+            "overall": (("layer",), overall),
+            "per_image": (("stimulus", "layer"), per_image.reshape(n, len(layers))),
+        },
+        coords=coords,
+    )
+    ds.attrs["description"] = (
+        "Pearson r between AlexNet activations of stimuli and reconstructions (images resized "
+        "to 224 px, ImageNet-normalised; conv and fc6/fc7 after ReLU, fc8 logits)"
+    )
+    return ds
+
+
+# ----------------------------------------------------------------------------- summary
+
+
+def reconstruction_metrics(stimuli: Any, reconstructions: Any) -> xr.Dataset:
+    """Per-stimulus pixel r, SSIM and identification rank, and their summaries.
+
+    Parameters
+    ----------
+    stimuli, reconstructions : array_like, shape (n, y, x[, channel])
+        Paired image stacks in [0, 1].
+
+    Returns
+    -------
+    xarray.Dataset
+        Variables ``pixel_r``, ``ssim``, ``identification_rank`` (dims ``("stimulus",)``);
+        attrs ``mean_pixel_r``, ``mean_ssim``, ``identification_accuracy`` (n-way with n =
+        all stimuli) and ``identification_accuracy_2way`` (NaN with a single stimulus).
+    """
+    r = pixel_correlation(stimuli, reconstructions)
+    s = ssim(stimuli, reconstructions)
+    rank = identification_rank(stimuli, reconstructions)
+    ds = xr.Dataset({"pixel_r": r, "ssim": s, "identification_rank": rank})
+    n = rank.size
+    ds.attrs["mean_pixel_r"] = float(np.nanmean(r.values)) if n else float("nan")
+    ds.attrs["mean_ssim"] = float(np.mean(s.values))
+    ds.attrs["identification_accuracy"] = (
+        identification_accuracy(rank.values) if n >= 2 else float("nan")
+    )
+    ds.attrs["identification_accuracy_2way"] = (
+        identification_accuracy(rank.values, 2) if n >= 2 else float("nan")
+    )
+    return ds
