@@ -212,7 +212,7 @@ class InverseReceptiveFieldAttention(nn.Module):
         if len(inputs) != self.n_heads:
             raise ValueError(f"expected a list of {self.n_heads} tensors, got {len(inputs)}")
         outs = []
-        for emb, x in zip(self.embeddings, inputs):
+        for emb, x in zip(self.embeddings, inputs, strict=True):
             linear = emb[0]
             if isinstance(linear, nn.LazyLinear) and linear.has_uninitialized_params():
                 linear.initialize_parameters(x)
@@ -262,7 +262,7 @@ class InverseReceptiveFieldAttention(nn.Module):
     # ---------------------------------------------------------- factorised form
     def _kernel_masks(self, device: torch.device) -> Tensor:
         """``masks[a, d]``: kernel offset ``d`` lands inside the image for line class ``a``."""
-        i, k = self.image_size, self.kernel_size
+        k = self.kernel_size
         before, after = _same_padding(k)
         masks = torch.ones(k, k, device=device)
         for r in range(before):  # top line r sees input lines r - before + d >= 0
