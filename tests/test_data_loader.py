@@ -1,0 +1,164 @@
+"""Tests of load_dataset on the generic best-practice layout (units and processed MUA)."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+from data_helpers import generic_file, sha256
+
+import irfa_nwb
+from irfa_nwb.data import images_of, load_dataset, open_nwb
+from irfa_nwb.errors import InputError, NWBLayoutError
+
+
+@pytest.fixture(scope="module")
+def generic(tmp_path_factory):
+    return generic_file(tmp_path_factory.mktemp("generic") / "generic.nwb")
+
+
+def test_spike_counts_match_ground_truth(generic):
+    before = sha256(generic["path"])
+    ds = load_dataset(generic["path"], window=(0.0, 0.2))
+    r = ds["responses"]
+    assert r.dims == ("presentation", "unit")
+    assert r.dtype == np.float32
+    np.testing.assert_array_equal(r.values, generic["bin0"] + generic["bin1"])
+    np.testing.assert_array_equal(r["stimulus_id"].values, generic["order"])
+    assert r["stimulus_id"].dtype == np.int64
+    np.testing.assert_array_equal(r["start_time"].values, generic["onsets"])
+    assert r["start_time"].dtype == np.float64
+    np.testing.assert_array_equal(r["unit_id"].values, [0, 1, 2, 3])
+    assert list(r["electrode_group"].values) == ["arrayA", "arrayA", "arrayB", "arrayB"]
+    assert list(r["area"].values) == ["V1", "V1", "V4", "V4"]
+    np.testing.assert_array_equal(r["rf_x"].values, [0.0, 1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(r["rf_y"].values, [0.0, -0.5, -1.0, -1.5])
+    # images come back identical, aligned by stimulus id
+    assert ds["images"].dims == ("stimulus", "y", "x", "channel")
+    assert ds["images"].dtype == np.uint8
+    np.testing.assert_array_equal(ds["images"].values, generic["pixels"])
+    per_pres = ds["images"].sel(stimulus=ds["stimulus_id"])
+    np.testing.assert_array_equal(per_pres.values, generic["pixels"][generic["order"]])
+    # provenance
+    assert ds.attrs["nwb_identifier"] == "generic-0"
+    assert ds.attrs["source"] == str(generic["path"].resolve())
+    assert ds.attrs["window"] == [0.0, 0.2]
+    assert ds.attrs["value_units"] == "spikes"
+    assert ds.attrs["presentations_source"] == "stimulus/presentations"
+    assert r.attrs["units_object_id"] == ds.attrs["responses_object_id"]
+    for v in ds.attrs.values():
+        assert isinstance(v, str | int | float | list)
+    assert sha256(generic["path"]) == before  # read-only
+
+
+def test_per_area_windows_bins_and_rates(generic):
+    ds = load_dataset(generic["path"], windows={"V4": (0.3, 0.6)})
+    expected = generic["bin0"] + generic["bin1"]
+    expected[:, 2:] = generic["late"][:, 2:]
+    np.testing.assert_array_equal(ds["responses"].values, expected)
+    np.testing.assert_allclose(ds["window_start"].values, [0, 0, 0.3, 0.3])
+    np.testing.assert_allclose(ds["window_stop"].values, [0.2, 0.2, 0.6, 0.6])
+
+    ds = load_dataset(generic["path"], window=(0.0, 0.2), bins=2)
+    assert ds["responses"].dims == ("presentation", "unit", "time_bin")
+    np.testing.assert_array_equal(ds["responses"].values[..., 0], generic["bin0"])
+    np.testing.assert_array_equal(ds["responses"].values[..., 1], generic["bin1"])
+
+    ds = load_dataset(generic["path"], window=(0.0, 0.2), rate=True)
+    np.testing.assert_allclose(
+        ds["responses"].values, (generic["bin0"] + generic["bin1"]) / 0.2, rtol=1e-6
+    )
+    assert ds.attrs["value_units"] == "spikes/s"
+
+
+def test_unit_selection_and_latency(generic):
+    ds = load_dataset(generic["path"], units=[3, 1])
+    np.testing.assert_array_equal(ds["unit_id"].values, [3, 1])
+    np.testing.assert_array_equal(
+        ds["responses"].values, (generic["bin0"] + generic["bin1"])[:, [3, 1]]
+    )
+    # shifting every onset by 0.3 s moves the window onto the late spikes
+    ds = load_dataset(generic["path"], window=(0.0, 0.3), latency=0.3)
+    np.testing.assert_array_equal(ds["responses"].values, generic["late"])
+    np.testing.assert_array_equal(ds["start_time"].values, generic["onsets"])
+    with pytest.raises(InputError, match=r"unit ids \[7\]"):
+        load_dataset(generic["path"], units=[7])
+
+
+def test_processed_mua_window_means(generic):
+    ds = load_dataset(generic["path"], responses="MUA", window=(0.0, 0.2))
+    np.testing.assert_allclose(ds["responses"].values, generic["mua"], rtol=1e-6)
+    assert ds.attrs["responses_source"] == "processing/ecephys/MUA"
+    assert ds.attrs["value_units"] == "volts"
+    assert list(ds["area"].values) == ["V1", "V1", "V4", "V4"]
+    ds = load_dataset(generic["path"], responses="processing/ecephys/MUA",
+                      windows={"V1": (0.3, 0.6)}, bins=3)
+    np.testing.assert_allclose(ds["responses"].values[:, :2, 1], generic["mua_late"][:, :2],
+                               rtol=1e-6)
+    np.testing.assert_allclose(ds["responses"].values[:, 2:, 0], generic["mua"][:, 2:], rtol=1e-6)
+
+
+def test_mua_is_auto_choice_without_units(tmp_path):
+    truth = generic_file(tmp_path / "mua_only.nwb", spikes=False)
+    ds = load_dataset(truth["path"])
+    np.testing.assert_allclose(ds["responses"].values, truth["mua"], rtol=1e-6)
+    with pytest.warns(UserWarning, match="hold no sample"):
+        ds = load_dataset(truth["path"], window=(100.0, 100.1))
+    assert np.isnan(ds["responses"].values).all()
+
+
+def test_open_nwbfile_object_and_images_of(generic):
+    with open_nwb(generic["path"]) as nwb:
+        ds = load_dataset(nwb)
+        assert nwb.units is not None  # still open: load_dataset does not close it
+    np.testing.assert_array_equal(ds["responses"].values, generic["bin0"] + generic["bin1"])
+    img = images_of(ds)
+    assert img.dims == ("stimulus", "y", "x", "channel")
+    np.testing.assert_array_equal(img["stimulus_id"].values, [0, 1, 2])
+
+
+def test_user_images_override_and_count_mismatch(generic):
+    other = np.zeros((3, 4, 4), dtype=np.float32)
+    ds = load_dataset(generic["path"], images=other)
+    assert ds["images"].shape == (3, 4, 4, 1)
+    with pytest.raises(InputError, match="only 2 images"):
+        load_dataset(generic["path"], images=np.zeros((2, 4, 4), dtype=np.uint8))
+    ds = load_dataset(generic["path"], images=False)
+    assert "images" not in ds
+    ds = load_dataset(generic["path"], image_size=(4, 3))
+    assert ds["images"].shape == (3, 4, 3, 3) and ds["images"].dtype == np.float32
+    assert float(ds["images"].max()) <= 1.0
+
+
+def test_argument_errors(generic):
+    with pytest.raises(InputError, match="stop > start"):
+        load_dataset(generic["path"], window=(0.2, 0.1))
+    with pytest.raises(InputError, match="areas"):
+        load_dataset(generic["path"], windows={"IT": (0, 0.1)})
+    with pytest.raises(NWBLayoutError, match="no time series named 'LFP'"):
+        load_dataset(generic["path"], responses="LFP")
+    with pytest.raises(NWBLayoutError, match="no stimulus series or interval table named"):
+        load_dataset(generic["path"], presentations="nope")
+    with pytest.raises(FileNotFoundError):
+        load_dataset(generic["path"].with_name("missing.nwb"))
+
+
+def test_top_level_lazy_exports_and_no_torch():
+    for name in ("load_dataset", "open_nwb", "list_stimulus_tables", "average_repeats",
+                 "split_half_reliability", "select_units", "zscore_sessions",
+                 "train_test_split", "load_tvsd"):
+        assert callable(getattr(irfa_nwb, name))
+    import subprocess
+
+    code = ("import sys, irfa_nwb.data as d; d.load_dataset; d.average_repeats; d.load_tvsd; "
+            "d.open_nwb; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_dataset_is_an_xarray_dataset(generic):
+    ds = load_dataset(generic["path"])
+    assert isinstance(ds, xr.Dataset)
+    assert set(ds.data_vars) == {"responses", "images"}
