@@ -38,7 +38,9 @@ def add_electrodes(nwb: Any, groups: dict[str, tuple[str, int]], rf: bool = True
         nwb.add_electrode_column(name="rf_y", description="RF centre y (deg)")
     k = 0
     for name, (area, n) in groups.items():
-        group = nwb.create_electrode_group(name=name, description="array", location=area, device=dev)
+        group = nwb.create_electrode_group(
+            name=name, description="array", location=area, device=dev
+        )
         for _ in range(n):
             extra = {"rf_x": float(k), "rf_y": -float(k) / 2} if rf else {}
             nwb.add_electrode(group=group, location=area, **extra)
@@ -71,8 +73,15 @@ def write(nwb: Any, path: Path) -> Path:
     return path
 
 
-def generic_file(path: Path, *, n_images: int = 3, n_repeats: int = 4, seed: int = 0,
-                 mua: bool = True, spikes: bool = True) -> dict[str, Any]:
+def generic_file(
+    path: Path,
+    *,
+    n_images: int = 3,
+    n_repeats: int = 4,
+    seed: int = 0,
+    mua: bool = True,
+    spikes: bool = True,
+) -> dict[str, Any]:
     """Generic best-practice layout with known spike counts and MUA window means.
 
     Presentations are 1 s apart (onset 1, 2, ...). Units 0, 1 are on ``arrayA`` (V1), units 2, 3
@@ -93,8 +102,14 @@ def generic_file(path: Path, *, n_images: int = 3, n_repeats: int = 4, seed: int
     rng.shuffle(order)
     onsets = 1.0 + np.arange(len(order), dtype=np.float64)
     nwb.add_stimulus(
-        IndexSeries(name="presentations", data=order.astype(np.uint32), indexed_images=images,
-                    unit="N/A", timestamps=onsets, description="image shown")
+        IndexSeries(
+            name="presentations",
+            data=order.astype(np.uint32),
+            indexed_images=images,
+            unit="N/A",
+            timestamps=onsets,
+            description="image shown",
+        )
     )
     n_units = 4
     bin0 = rng.integers(0, 4, size=(len(order), n_units))
@@ -119,8 +134,153 @@ def generic_file(path: Path, *, n_images: int = 3, n_repeats: int = 4, seed: int
             data[i0 + 300 : i0 + 600] = mua_late[p]
         region = nwb.create_electrode_table_region(list(range(n_units)), "all electrodes")
         module = nwb.create_processing_module("ecephys", "processed extracellular data")
-        module.add(ElectricalSeries(name="MUA", data=data, electrodes=region, rate=rate,
-                                    starting_time=0.0, description="MUA envelope"))
+        module.add(
+            ElectricalSeries(
+                name="MUA",
+                data=data,
+                electrodes=region,
+                rate=rate,
+                starting_time=0.0,
+                description="MUA envelope",
+            )
+        )
     write(nwb, path)
-    return {"path": path, "pixels": pixels, "order": order, "onsets": onsets, "bin0": bin0,
-            "bin1": bin1, "late": late, "mua": mua_vals, "mua_late": mua_late}
+    return {
+        "path": path,
+        "pixels": pixels,
+        "order": order,
+        "onsets": onsets,
+        "bin0": bin0,
+        "bin1": bin1,
+        "late": late,
+        "mua": mua_vals,
+        "mua_late": mua_late,
+    }
+
+
+def allen_coding_file(path: Path, *, seed: int = 0) -> dict[str, Any]:
+    """DANDI:000021-like: units.peak_channel_id -> electrodes (custom ids), quality columns,
+    ``natural_scenes_presentations`` (``frame`` float, -1 = blank), a movie table, no images."""
+    from pynwb.epoch import TimeIntervals
+
+    rng = np.random.default_rng(seed)
+    nwb = new_nwbfile("allen-coding")
+    dev = nwb.create_device(name="neuropixels", description="probe")
+    chan_ids = [850100, 850101, 850200, 850201]
+    areas = ["VISp", "VISp", "VISl", "VISl"]
+    groups = {}
+    for name in ("probeA", "probeB"):
+        groups[name] = nwb.create_electrode_group(
+            name=name, description="probe", location="", device=dev
+        )
+    for cid, area, g in zip(chan_ids, areas, ["probeA", "probeA", "probeB", "probeB"], strict=True):
+        nwb.add_electrode(id=cid, group=groups[g], location=area)
+    quality = ["good", "good", "noise", "good", "good"]
+    amp = [0.05, 0.2, 0.01, 0.01, 0.0]
+    presence = [0.99, 0.99, 0.99, 0.99, 0.5]
+    isi = [0.1, 0.1, 0.1, 0.1, 0.1]
+    peak = [850101, 850100, 850200, 850201, 850201]
+    for col, desc in (
+        ("peak_channel_id", "peak channel"),
+        ("quality", "q"),
+        ("amplitude_cutoff", "a"),
+        ("presence_ratio", "p"),
+        ("isi_violations", "i"),
+    ):
+        nwb.add_unit_column(name=col, description=desc)
+    frames = np.array([0, 1, -1, 2, 1, 0, -1, 2, 0, 1], dtype=np.float64)
+    onsets = 10.0 + 0.25 * np.arange(len(frames))
+    counts = rng.integers(0, 5, size=(len(frames), len(quality)))
+    for u in range(len(quality)):
+        times = np.sort(
+            np.concatenate(
+                [t + rng.uniform(0.02, 0.18, counts[p, u]) for p, t in enumerate(onsets)]
+            )
+        )
+        nwb.add_unit(
+            spike_times=times,
+            peak_channel_id=peak[u],
+            quality=quality[u],
+            amplitude_cutoff=amp[u],
+            presence_ratio=presence[u],
+            isi_violations=isi[u],
+            id=100 + u,
+        )
+    scenes = TimeIntervals(name="natural_scenes_presentations", description="natural scenes")
+    scenes.add_column(name="frame", description="image index, -1 blank")
+    scenes.add_column(name="stimulus_name", description="name")
+    for t, f in zip(onsets, frames, strict=True):
+        scenes.add_interval(
+            start_time=t, stop_time=t + 0.25, frame=f, stimulus_name="natural_scenes"
+        )
+    nwb.add_time_intervals(scenes)
+    movie = TimeIntervals(name="natural_movie_one_presentations", description="movie")
+    movie.add_column(name="frame", description="movie frame")
+    movie_onsets = 20.0 + np.arange(8) / 30.0
+    for i, t in enumerate(movie_onsets):
+        movie.add_interval(start_time=t, stop_time=t + 1 / 30, frame=float(i % 4))
+    nwb.add_time_intervals(movie)
+    gratings = TimeIntervals(name="static_gratings_presentations", description="gratings")
+    gratings.add_column(name="orientation", description="deg")
+    gratings.add_interval(start_time=30.0, stop_time=30.25, orientation=45.0)
+    nwb.add_time_intervals(gratings)
+    write(nwb, path)
+    return {
+        "path": path,
+        "frames": frames,
+        "onsets": onsets,
+        "counts": counts,
+        "areas_of_units": ["VISp", "VISp", "VISl", "VISl", "VISl"],
+        "groups_of_units": ["probeA", "probeA", "probeB", "probeB", "probeB"],
+        "movie_onsets": movie_onsets,
+    }
+
+
+def allen_behavior_file(path: Path, *, seed: int = 0) -> dict[str, Any]:
+    """DANDI:000713-like: template ImageSeries with image names in ``control_description``,
+    ``<set>_presentations`` with ``image_index`` / ``image_name`` / ``omitted``."""
+    from pynwb.epoch import TimeIntervals
+    from pynwb.image import ImageSeries
+
+    rng = np.random.default_rng(seed)
+    nwb = new_nwbfile("allen-behavior")
+    add_electrodes(nwb, {"probeC": ("VISam", 2)}, rf=False)
+    names = ["im061", "im062", "im063"]
+    pixels = rng.integers(0, 256, size=(3, 5, 7), dtype=np.uint8)
+    nwb.add_stimulus_template(
+        ImageSeries(
+            name="Natural_Images_set_G",
+            data=pixels,
+            unit="NA",
+            format="raw",
+            timestamps=[0.0, 1.0, 2.0],
+            control_description=names,
+            description="templates",
+        )
+    )
+    table = TimeIntervals(name="Natural_Images_set_G_presentations", description="flashes")
+    table.add_column(name="image_index", description="index into template")
+    table.add_column(name="image_name", description="name")
+    table.add_column(name="omitted", description="omitted flash")
+    idx = [0, 1, 2, 3, 1, 0]
+    onsets = 5.0 + 0.75 * np.arange(len(idx))
+    for t, i in zip(onsets, idx, strict=True):
+        table.add_interval(
+            start_time=t,
+            stop_time=t + 0.25,
+            image_index=i,
+            image_name=names[i] if i < 3 else "omitted",
+            omitted=i == 3,
+        )
+    nwb.add_time_intervals(table)
+    for u in range(2):
+        nwb.add_unit(spike_times=onsets + 0.05 + 0.01 * u, electrodes=[u])
+    write(nwb, path)
+    keep = np.array(idx) != 3
+    return {
+        "path": path,
+        "pixels": pixels,
+        "names": names,
+        "index": np.array(idx)[keep],
+        "onsets": onsets[keep],
+    }

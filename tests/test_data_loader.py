@@ -93,10 +93,12 @@ def test_processed_mua_window_means(generic):
     assert ds.attrs["responses_source"] == "processing/ecephys/MUA"
     assert ds.attrs["value_units"] == "volts"
     assert list(ds["area"].values) == ["V1", "V1", "V4", "V4"]
-    ds = load_dataset(generic["path"], responses="processing/ecephys/MUA",
-                      windows={"V1": (0.3, 0.6)}, bins=3)
-    np.testing.assert_allclose(ds["responses"].values[:, :2, 1], generic["mua_late"][:, :2],
-                               rtol=1e-6)
+    ds = load_dataset(
+        generic["path"], responses="processing/ecephys/MUA", windows={"V1": (0.3, 0.6)}, bins=3
+    )
+    np.testing.assert_allclose(
+        ds["responses"].values[:, :2, 1], generic["mua_late"][:, :2], rtol=1e-6
+    )
     np.testing.assert_allclose(ds["responses"].values[:, 2:, 0], generic["mua"][:, 2:], rtol=1e-6)
 
 
@@ -146,14 +148,24 @@ def test_argument_errors(generic):
 
 
 def test_top_level_lazy_exports_and_no_torch():
-    for name in ("load_dataset", "open_nwb", "list_stimulus_tables", "average_repeats",
-                 "split_half_reliability", "select_units", "zscore_sessions",
-                 "train_test_split", "load_tvsd"):
+    for name in (
+        "load_dataset",
+        "open_nwb",
+        "list_stimulus_tables",
+        "average_repeats",
+        "split_half_reliability",
+        "select_units",
+        "zscore_sessions",
+        "train_test_split",
+        "load_tvsd",
+    ):
         assert callable(getattr(irfa_nwb, name))
     import subprocess
 
-    code = ("import sys, irfa_nwb.data as d; d.load_dataset; d.average_repeats; d.load_tvsd; "
-            "d.open_nwb; print('torch' in sys.modules)")
+    code = (
+        "import sys, irfa_nwb.data as d; d.load_dataset; d.average_repeats; d.load_tvsd; "
+        "d.open_nwb; print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -85,7 +85,14 @@ def row_ids(table: Any) -> np.ndarray:
 
 
 def first_of_ragged(table: Any, name: str) -> np.ndarray:
-    """For a ragged integer column, the first value of each row (-1 for empty rows)."""
+    """For a ragged integer column, the first value of each row (-1 for empty rows).
+
+    A column that is not ragged (one value per row) is returned as is.
+    """
+    from hdmf.common import VectorIndex
+
+    if not isinstance(table[name], VectorIndex):
+        return read_column(table, name).astype(np.int64)
     data, ends = read_ragged(table, name)
     values = np.asarray(data[:], dtype=np.int64)
     starts = np.concatenate([[0], ends[:-1]])

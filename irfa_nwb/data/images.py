@@ -224,7 +224,9 @@ def images_from_nwb_container(
     if isinstance(container, ImageSeries) or hasattr(container, "data"):
         ext = getattr(container, "external_file", None)
         if ext is not None and (
-            getattr(container, "data", None) is None or container.data.shape[0] == 0
+            getattr(container, "format", None) == "external"
+            or getattr(container, "data", None) is None
+            or container.data.shape[0] == 0
         ):
             files = [str(f) for f in ext[:3]]
             raise NWBLayoutError(

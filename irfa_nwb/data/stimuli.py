@@ -72,7 +72,13 @@ def _external_files(series: Any) -> list[str] | None:
     data = getattr(series, "data", None)
     if ext is None:
         return None
-    if data is not None and len(getattr(data, "shape", ())) >= 3 and data.shape[0] > 0:
+    embedded = (
+        getattr(series, "format", None) != "external"
+        and data is not None
+        and len(getattr(data, "shape", ())) >= 3
+        and data.shape[0] > 0
+    )
+    if embedded:
         return None
     return [f.decode() if isinstance(f, bytes) else str(f) for f in ext[:]]
 
@@ -406,7 +412,12 @@ def match_images(pres: Presentations, images: ImageSet, where: str) -> np.ndarra
     keys = pres.keys
     n = len(images)
     if keys.dtype.kind in "iu":
-        if keys.size and (keys.max() >= n or keys.min() < 0):
+        if keys.size and keys.min() < 0:
+            raise InputError(
+                f"{int((keys < 0).sum())} presentations in {pres.source} are blanks (index < 0) "
+                "and have no image; load with keep_blank=False, or images=False"
+            )
+        if keys.size and keys.max() >= n:
             bad = np.unique(keys[(keys >= n) | (keys < 0)])
             raise InputError(
                 f"presentations in {pres.source} refer to image index {bad[:5].tolist()} but "
