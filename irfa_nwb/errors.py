@@ -16,10 +16,6 @@ class InputError(IRFAError, ValueError):
     """Input data has the wrong shape, type, range or layout."""
 
 
-class NotFittedError(IRFAError, AttributeError):
-    """An estimator is used before ``fit``; also a scikit-learn ``NotFittedError``."""
-
-
 class MissingWeightsError(IRFAError, FileNotFoundError):
     """Pretrained network weights are needed but not available on this machine."""
 

@@ -1,0 +1,254 @@
+"""The training loop behind :meth:`IRFA.fit` (generator + discriminator, per-epoch history)."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from ..errors import InputError
+from ..model.generator import HistoryBuffer, PatchDiscriminator
+from ..model.losses import PerceptualLoss, adversarial_loss
+from ..model.network import IRFANetwork, split_heads
+
+if TYPE_CHECKING:
+    from .irfa import IRFA
+
+
+def _autocast(est: IRFA, device: torch.device):
+    """Autocast context and gradient scaler for the configured mixed precision."""
+    use = device.type == "cuda" and est.mixed_precision in ("auto", True)
+    if not use:
+        return contextlib.nullcontext, None
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    return (lambda: torch.autocast("cuda", dtype=dtype)), scaler
+
+
+def _step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+    else:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+
+def build_networks(
+    est: IRFA, head_sizes: list[int]
+) -> tuple[IRFANetwork, PatchDiscriminator | None]:
+    """Generator network and (when adversarial training is on) discriminator of ``est``."""
+    network = IRFANetwork(
+        head_sizes,
+        est.channels,
+        int(est.image_size),
+        est.kernel_size,
+        attention=est.attention,
+        width=est.width,
+    )
+    discriminator = None
+    if est.adversarial_weight > 0:
+        discriminator = PatchDiscriminator(est.channels + 3, est.width)
+    return network, discriminator
+
+
+def build_perceptual(est: IRFA) -> PerceptualLoss | None:
+    """The perceptual loss module, or None when its weight is 0."""
+    if est.perceptual_weight <= 0:
+        return None
+    return PerceptualLoss(
+        layers=est.perceptual_layers,
+        input_size=est.perceptual_size,
+        allow_download=est.allow_download,
+    )
+
+
+def train(est: IRFA, X: np.ndarray, images: np.ndarray) -> None:
+    """Fit ``est`` in place on float32 responses ``X`` and images ``(n, H, W, 3)`` in [0, 1]."""
+    from .irfa import resize_images
+
+    device = torch.device(est.device_)
+    rng = np.random.default_rng(est.random_state)
+    seed = int(rng.integers(2**31 - 1))
+    n = X.shape[0]
+
+    # hold out a validation set
+    order = rng.permutation(n)
+    n_val = int(round(est.validation_fraction * n))
+    if est.validation_fraction > 0 and (n_val < 1 or n - n_val < 2):
+        raise InputError(
+            f"validation_fraction={est.validation_fraction} leaves no usable split of {n} samples"
+        )
+    val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+    if len(train_idx) < 2:
+        raise InputError(f"need at least 2 training samples, got {len(train_idx)}")
+
+    targets = resize_images(images, est.image_size_).transpose(0, 3, 1, 2)
+    targets = torch.from_numpy(np.ascontiguousarray(targets))
+    responses = torch.from_numpy(np.ascontiguousarray(X))
+    index = [torch.as_tensor(i, device=device) for i in est.head_units_]
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        network, discriminator = build_networks(est, [len(i) for i in est.head_units_])
+        network = network.to(device)
+        if discriminator is not None:
+            discriminator = discriminator.to(device)
+    perceptual = build_perceptual(est)
+    if perceptual is not None:
+        perceptual = perceptual.to(device)
+
+    generator_rng = torch.Generator().manual_seed(seed)
+    buffer = HistoryBuffer(est.history_size, 0.5, generator=generator_rng)
+    opt_g = torch.optim.Adam(network.parameters(), lr=est.lr, betas=(0.5, 0.999))
+    opt_d = (
+        torch.optim.Adam(discriminator.parameters(), lr=est.discriminator_lr, betas=(0.3, 0.999))
+        if discriminator is not None
+        else None
+    )
+    autocast, scaler = _autocast(est, device)
+    est.mixed_precision_ = autocast is not contextlib.nullcontext
+
+    bs = min(est.batch_size, len(train_idx))
+    loader = DataLoader(
+        TensorDataset(responses[train_idx], targets[train_idx]),
+        batch_size=bs,
+        shuffle=True,
+        generator=generator_rng,
+        num_workers=est.num_workers,
+        drop_last=len(train_idx) % bs == 1,  # BatchNorm cannot train on a batch of 1
+        pin_memory=device.type == "cuda",
+    )
+
+    est.network_ = network
+    est.discriminator_ = discriminator
+    est.history_ = []
+    est.n_epochs_ = 0
+    best = (math.inf, None)
+    since_best = 0
+    c = est.channels
+
+    progress = None
+    if est.verbose:
+        from tqdm.auto import tqdm
+
+        progress = tqdm(total=est.epochs, desc="IRFA fit", unit="epoch")
+    step = 0
+    try:
+        for epoch in range(1, est.epochs + 1):
+            start = time.perf_counter()
+            network.train()
+            if discriminator is not None:
+                discriminator.train()
+            sums = dict.fromkeys(
+                ("loss_generator", "loss_pixel", "loss_perceptual", "loss_adversarial"), 0.0
+            )
+            d_sum, d_count, batches = 0.0, 0, 0
+            for xb, yb in loader:
+                xb = xb.to(device, non_blocking=True)
+                yb = yb.to(device, non_blocking=True)
+                with autocast():
+                    features, fake = network.forward_with_attention(split_heads(xb, index))
+                fake = fake.float()
+                features = features.float()
+                # discriminator update on real pairs and (replayed) fake pairs
+                if discriminator is not None and step % est.discriminator_every == 0:
+                    pooled = buffer(torch.cat([features.detach(), fake.detach()], dim=1))
+                    with autocast():
+                        real_logits = discriminator(features.detach(), yb)
+                        fake_logits = discriminator(pooled[:, :c], pooled[:, c:])
+                    loss_d = 0.5 * (
+                        adversarial_loss(real_logits.float(), True)
+                        + adversarial_loss(fake_logits.float(), False)
+                    )
+                    _step(loss_d, opt_d, scaler)
+                    d_sum += float(loss_d.detach())
+                    d_count += 1
+                # generator update
+                loss_pix = F.l1_loss(fake, yb)
+                loss_g = est.pixel_weight * loss_pix
+                loss_perc = torch.zeros((), device=device)
+                loss_adv = torch.zeros((), device=device)
+                if perceptual is not None:
+                    with autocast():
+                        loss_perc = perceptual(fake, yb).float()
+                    loss_g = loss_g + est.perceptual_weight * loss_perc
+                if discriminator is not None:
+                    discriminator.requires_grad_(False)
+                    with autocast():
+                        loss_adv = adversarial_loss(discriminator(features, fake).float(), True)
+                    discriminator.requires_grad_(True)
+                    loss_g = loss_g + est.adversarial_weight * loss_adv
+                _step(loss_g, opt_g, scaler)
+                for key, value in zip(
+                    sums, (loss_g, loss_pix, loss_perc, loss_adv), strict=True
+                ):
+                    sums[key] += float(value.detach())
+                batches += 1
+                step += 1
+            record = {"epoch": epoch}
+            record.update({k: v / max(batches, 1) for k, v in sums.items()})
+            record["loss_discriminator"] = d_sum / d_count if d_count else float("nan")
+            record["val_loss"] = (
+                _validation_loss(est, network, perceptual, responses[val_idx],
+                                 targets[val_idx], index, device)
+                if len(val_idx)
+                else float("nan")
+            )
+            record["time"] = time.perf_counter() - start
+            est.history_.append(record)
+            est.n_epochs_ = epoch
+            if progress is not None:
+                progress.update(1)
+                shown = {"loss": f"{record['loss_generator']:.4f}"}
+                if len(val_idx):
+                    shown["val"] = f"{record['val_loss']:.4f}"
+                progress.set_postfix(shown)
+            stop = False
+            if est.early_stopping is not None:
+                if record["val_loss"] < best[0]:
+                    best = (record["val_loss"], copy.deepcopy(network.state_dict()))
+                    since_best = 0
+                else:
+                    since_best += 1
+                    stop = since_best >= est.early_stopping
+            if est.checkpoint_path is not None:
+                est.save(est.checkpoint_path)
+            for callback in est.callbacks or ():
+                if callback(est, record):
+                    stop = True
+            if stop:
+                break
+    finally:
+        if progress is not None:
+            progress.close()
+    if best[1] is not None:
+        network.load_state_dict(best[1])
+    network.eval()
+
+
+def _validation_loss(est, network, perceptual, X, Y, index, device) -> float:
+    """Weighted pixel + perceptual loss on held-out data (no adversarial term)."""
+    network.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(X), 64):
+            xb = X[start : start + 64].to(device)
+            yb = Y[start : start + 64].to(device)
+            fake = network(split_heads(xb, index)).float()
+            loss = est.pixel_weight * F.l1_loss(fake, yb)
+            if perceptual is not None:
+                loss = loss + est.perceptual_weight * perceptual(fake, yb)
+            total += float(loss) * len(xb)
+            count += len(xb)
+    network.train()
+    return total / count

@@ -1,0 +1,63 @@
+"""The IRFA generator network: attention layer followed by the U-Net."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from .attention import InverseReceptiveFieldAttention
+from .generator import UNetGenerator
+from .init import init_weights
+
+
+class IRFANetwork(nn.Module):
+    """Responses of ``H`` electrode groups → attention feature map → RGB image.
+
+    Parameters
+    ----------
+    head_sizes : sequence of int
+        Units per head.
+    channels, image_size, kernel_size :
+        See :class:`~irfa_nwb.model.attention.InverseReceptiveFieldAttention`.
+    attention : {"factorized", "dense"}
+        Implementation of the attention layer.
+    width : int, default 64
+        Width of the U-Net's first level (published: 64).
+    """
+
+    def __init__(
+        self,
+        head_sizes: Sequence[int],
+        channels: int = 32,
+        image_size: int = 64,
+        kernel_size: int = 4,
+        attention: str = "factorized",
+        width: int = 64,
+    ) -> None:
+        super().__init__()
+        self.attention = InverseReceptiveFieldAttention(
+            len(head_sizes),
+            channels,
+            image_size,
+            kernel_size,
+            head_sizes=list(head_sizes),
+            implementation=attention,
+        )
+        self.generator = UNetGenerator(channels, image_size, width=width)
+
+    def forward(self, inputs: Sequence[Tensor]) -> Tensor:
+        return self.generator(self.attention(inputs))
+
+    def forward_with_attention(self, inputs: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+        """Return ``(attention output, image)``; the discriminator is conditioned on the first."""
+        features = self.attention(inputs)
+        return features, self.generator(features)
+
+
+def split_heads(x: Tensor, index: Sequence[Tensor]) -> list[Tensor]:
+    """Split responses ``(n, n_units)`` into per-head tensors by column indices."""
+    return [x.index_select(1, i) for i in index]
+
+
+__all__ = ["IRFANetwork", "init_weights", "split_heads"]
