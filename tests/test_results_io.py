@@ -312,3 +312,4 @@ def test_unfitted_estimator_refused(setup, tmp_path):
     _, ds, _ = setup
     with pytest.raises(InputError, match="fitted"):
         write_results(tmp_path / "r.nwb", object(), ds)
+

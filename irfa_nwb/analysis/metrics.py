@@ -13,7 +13,7 @@ weights; they are loaded with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from math import comb
 from typing import Any
 
@@ -374,6 +374,7 @@ def alexnet_layer_correlations(
     model: Any = None,
     device: str | None = None,
     batch_size: int = 32,
+    stimulus_features: Mapping[str, np.ndarray] | None = None,
 ) -> xr.Dataset:
     """The paper's AlexNet feature correlations between stimuli and reconstructions.
 
@@ -383,6 +384,9 @@ def alexnet_layer_correlations(
         Paired RGB image stacks in [0, 1].
     layers, model, device, batch_size
         As in :func:`alexnet_features`.
+    stimulus_features : mapping of str to numpy.ndarray, optional
+        Precomputed ``alexnet_features(stimuli)`` (saves a pass when scoring several
+        reconstructions of the same stimuli).
 
     Returns
     -------
@@ -402,7 +406,10 @@ def alexnet_layer_correlations(
     if model is None:
         model = load_alexnet()
     kw = {"layers": layers, "model": model, "device": device, "batch_size": batch_size}
-    fa = alexnet_features(stimuli, **kw)
+    if stimulus_features is not None and all(name in stimulus_features for name in layers):
+        fa = {name: np.asarray(stimulus_features[name]) for name in layers}
+    else:
+        fa = alexnet_features(stimuli, **kw)
     fb = alexnet_features(reconstructions, **kw)
     overall = np.array([pearson_r(fa[name], fb[name]) for name in layers])
     per_image = np.stack(

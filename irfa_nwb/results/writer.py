@@ -153,12 +153,20 @@ def _target_images(dataset: xr.Dataset, stimulus_ids: np.ndarray, size: int) -> 
         )
     arr = _to_float_images(images.values[[pos[s] for s in stimulus_ids]])
     if arr.shape[1:3] != (size, size):
+        arr = _resize(arr.astype(np.float32), size)
+    return arr.astype(np.float32)
+
+
+def _resize(images: np.ndarray, size: int) -> np.ndarray:
+    """Resize like the estimator does for its targets (antialiased bilinear)."""
+    try:
+        from ..estimator.irfa import resize_images
+    except ImportError:  # estimator (torch) unavailable: scikit-image, nearly the same
         from skimage.transform import resize
 
-        arr = np.stack(
-            [resize(img, (size, size), order=1, anti_aliasing=True) for img in arr]
-        )
-    return arr.astype(np.float32)
+        return np.stack([resize(img, (size, size), order=1, anti_aliasing=True)
+                         for img in images])
+    return np.asarray(resize_images(np.ascontiguousarray(images), size))
 
 
 def _head_info(
@@ -363,7 +371,9 @@ def compute_results(
         if targets is None:
             raise InputError("layer correlations need the stimulus images in the dataset")
         model = met.load_alexnet()
-        corr = met.alexnet_layer_correlations(targets, recon, model=model)
+        target_features = met.alexnet_features(targets, model=model)
+        corr = met.alexnet_layer_correlations(targets, recon, model=model,
+                                              stimulus_features=target_features)
         rows = {"all": corr["overall"].values}
         for layer in corr.layer.values:
             out[f"alexnet_{layer}"] = corr["per_image"].sel(layer=layer).values
@@ -379,7 +389,7 @@ def compute_results(
                 ablated = ablated.transpose(*X.dims).astype(X.dtype)
                 pred = np.asarray(estimator.predict(ablated), dtype=np.float32)
                 rows[area] = met.alexnet_layer_correlations(
-                    targets, pred, model=model
+                    targets, pred, model=model, stimulus_features=target_features
                 )["overall"].values
         out["layer_correlations"] = (list(corr.layer.values), rows)
     return out
