@@ -1,1 +1,65 @@
-"""irfa_nwb.simulate (see DESIGN.md)."""
+"""Ground-truth "virtual cortex" simulator (see DESIGN.md §7).
+
+V1-, V4- and IT-like units on multi-electrode arrays respond to natural image patches cut from
+the photographs bundled with scikit-image; the result comes in the data model of
+:func:`irfa_nwb.load_dataset` (:func:`simulate`) or as a best-practice NWB file
+(:func:`simulate_nwb`) that ``load_dataset`` reads back identically. Only numpy, scipy and
+scikit-image are used for the simulation; pynwb / hdmf are imported when writing NWB.
+
+- :func:`simulate` -> ``xarray.Dataset`` (``responses``, ``images``, true RF centres as unit
+  coords ``rf_x`` / ``rf_y``).
+- :func:`simulate_nwb` / :func:`write_simulation_nwb` -> NWB file.
+- :func:`array_rf_centres` -> true RF centre of every array (the mean of its units' centres).
+- :func:`make_cortex`, :class:`VirtualCortex` -> the ground-truth model itself (expected counts
+  for any image), :func:`natural_patches` -> the stimuli.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+from .core import array_rf_centres, simulate, simulation_streams, stimulus_names
+from .cortex import AREAS, DEFAULT_ARRAYS, VirtualCortex, make_cortex, sample_counts
+from .images import PHOTOS, natural_patches
+
+__all__ = [
+    "AREAS",
+    "DEFAULT_ARRAYS",
+    "PHOTOS",
+    "VirtualCortex",
+    "array_rf_centres",
+    "make_cortex",
+    "natural_patches",
+    "sample_counts",
+    "simulate",
+    "simulate_nwb",
+    "simulation_streams",
+    "stimulus_names",
+    "write_simulation_nwb",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # the NWB writer needs pynwb: import it only when asked for
+    if name in ("simulate_nwb", "write_simulation_nwb"):
+        from . import nwb
+
+        return getattr(nwb, name)
+    raise AttributeError(f"module 'irfa_nwb.simulate' has no attribute {name!r}")
+
+
+class _CallableModule(types.ModuleType):
+    """``irfa_nwb.simulate`` is both this package and the top-level function :func:`simulate`.
+
+    Once a submodule (e.g. ``irfa_nwb.simulate.nwb``) has been imported, Python binds the
+    attribute ``irfa_nwb.simulate`` to the package; making the package callable keeps
+    ``irfa_nwb.simulate(...)`` working whatever was imported first.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return simulate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
