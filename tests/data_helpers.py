@@ -284,3 +284,84 @@ def allen_behavior_file(path: Path, *, seed: int = 0) -> dict[str, Any]:
         "index": np.array(idx)[keep],
         "onsets": onsets[keep],
     }
+
+
+def _matlab_cellstr(f: Any, group: Any, name: str, strings: list[str]) -> None:
+    """Write a MATLAB v7.3 cell array of char arrays (references into '#refs#')."""
+    import h5py
+
+    refs_group = f.require_group("#refs#")
+    refs = []
+    for s in strings:
+        key = f"s{len(refs_group)}"
+        codes = np.array([ord(c) for c in s], dtype=np.uint16).reshape(-1, 1)
+        d = refs_group.create_dataset(key, data=codes)
+        d.attrs["MATLAB_class"] = np.bytes_("char")
+        refs.append(d.ref)
+    ds = group.create_dataset(
+        name, data=np.array(refs, dtype=h5py.ref_dtype).reshape(-1, 1), dtype=h5py.ref_dtype
+    )
+    ds.attrs["MATLAB_class"] = np.bytes_("cell")
+
+
+def tvsd_files(
+    folder: Path,
+    *,
+    n_train: int = 6,
+    n_test: int = 2,
+    n_reps: int = 3,
+    n_arrays: int = 3,
+    channels: int = 4,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Tiny files with TVSD's published layout (h5py shapes as documented) and PNG images."""
+    import h5py
+    import imageio.v3 as iio
+
+    rng = np.random.default_rng(seed)
+    n_elec = n_arrays * channels
+    train = rng.normal(size=(n_train, n_elec)).astype(np.float32)
+    reps = rng.normal(size=(n_reps, n_test, n_elec)).astype(np.float32)
+    reps[-1, 0] = np.nan  # one missing repeat
+    mua = folder / "THINGS_normMUA.mat"
+    with h5py.File(mua, "w", userblock_size=512) as f:
+        for name, data in (
+            ("train_MUA", train),
+            ("test_MUA", np.nanmean(reps, axis=0)),
+            ("test_MUA_reps", reps),
+            ("reliab", rng.uniform(0, 1, size=(3, n_elec))),
+            ("SNR", rng.uniform(0, 5, size=(2, n_elec))),
+            ("SNR_max", rng.uniform(0, 5, (n_elec, 1))),
+            ("oracle", rng.uniform(0, 1, size=(n_elec, 1))),
+            ("lats", rng.uniform(30, 80, size=(2, n_elec))),
+            ("tb", np.arange(-100, 200.0)[:, None]),
+        ):
+            d = f.create_dataset(name, data=data)
+            d.attrs["MATLAB_class"] = np.bytes_("double")
+    logs = folder / "_logs"
+    logs.mkdir()
+    root = folder / "things"
+    train_paths = [f"cat{i % 2}/cat{i % 2}_{i:02d}b.png" for i in range(n_train)]
+    test_paths = [f"dog/dog_{i:02d}s.png" for i in range(n_test)]
+    pixels = rng.integers(0, 256, size=(n_train + n_test, 10, 10, 3), dtype=np.uint8)
+    for p, px in zip(train_paths + test_paths, pixels, strict=True):
+        (root / p).parent.mkdir(parents=True, exist_ok=True)
+        iio.imwrite(root / p, px)
+    imgs = logs / "things_imgs.mat"
+    with h5py.File(imgs, "w", userblock_size=512) as f:
+        for name, paths in (("train_imgs", train_paths), ("test_imgs", test_paths)):
+            g = f.create_group(name)
+            g.attrs["MATLAB_class"] = np.bytes_("struct")
+            _matlab_cellstr(f, g, "things_path", paths)
+            _matlab_cellstr(f, g, "class", [p.split("/")[0] for p in paths])
+    return {
+        "mua": mua,
+        "images_file": imgs,
+        "root": root,
+        "train": train,
+        "reps": reps,
+        "pixels": pixels,
+        "train_paths": train_paths,
+        "test_paths": test_paths,
+        "n_elec": n_elec,
+    }

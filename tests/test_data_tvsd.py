@@ -1,0 +1,172 @@
+"""TVSD reader and NWB converter on tiny files with the published layout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from data_helpers import sha256, tvsd_files
+
+from irfa_nwb.data import (
+    TVSD_ARRAY_AREAS_N,
+    average_repeats,
+    convert_tvsd,
+    load_dataset,
+    load_tvsd,
+    select_units,
+    train_test_split,
+)
+from irfa_nwb.data.tvsd import read_things_paths
+from irfa_nwb.errors import InputError, NWBLayoutError
+
+AREAS = {1: "V1", 2: None, 3: "IT"}
+
+
+@pytest.fixture(scope="module")
+def tvsd(tmp_path_factory):
+    return tvsd_files(tmp_path_factory.mktemp("tvsd"))
+
+
+def test_default_array_map_is_monkey_n():
+    assert [a for a, v in TVSD_ARRAY_AREAS_N.items() if v == "V1"] == [1, 2, 3, 4, 5, 7, 8]
+    assert TVSD_ARRAY_AREAS_N[6] is None
+    assert [a for a, v in TVSD_ARRAY_AREAS_N.items() if v == "V4"] == [9, 10, 11, 12]
+    assert [a for a, v in TVSD_ARRAY_AREAS_N.items() if v == "IT"] == [13, 14, 15, 16]
+
+
+def test_read_things_paths(tvsd):
+    train, test = read_things_paths(tvsd["images_file"])
+    assert train == tvsd["train_paths"] and test == tvsd["test_paths"]
+
+
+def test_load_tvsd_responses_units_split(tvsd):
+    ds = load_tvsd(tvsd["mua"], array_areas=AREAS, channels_per_array=4, images=False)
+    r = ds["responses"]
+    keep = [0, 1, 2, 3, 8, 9, 10, 11]  # array 2 left out
+    np.testing.assert_array_equal(r["unit_id"].values, keep)
+    assert list(r["area"].values) == ["V1"] * 4 + ["IT"] * 4
+    assert list(r["electrode_group"].values) == ["array01"] * 4 + ["array03"] * 4
+    # 6 train rows, then 3 repeats x 2 test images minus the one missing repeat
+    assert r.sizes["presentation"] == 6 + 5
+    np.testing.assert_array_equal(r.values[:6], tvsd["train"][:, keep])
+    np.testing.assert_array_equal(r["stimulus_id"].values, [0, 1, 2, 3, 4, 5, 6, 7, 6, 7, 7])
+    assert list(r["split"].values) == ["train"] * 6 + ["test"] * 5
+    np.testing.assert_array_equal(r.values[6:8], tvsd["reps"][0][:, keep])
+    avg = average_repeats(ds)
+    np.testing.assert_allclose(avg.values[6], np.nanmean(tvsd["reps"][:, 0], 0)[keep], rtol=1e-6)
+    assert list(avg["split"].values) == ["train"] * 6 + ["test"] * 2
+    for c in ("reliability", "snr", "oracle", "latency"):
+        assert ds[c].dims == ("unit",) and np.isfinite(ds[c].values).all()
+    train, test = train_test_split(ds)
+    assert set(test["stimulus_id"].values.tolist()) == {6, 7}
+    assert select_units(ds, min_reliability=0.5).sizes["unit"] == int(
+        (ds["reliability"].values > 0.5).sum()
+    )
+    ds_all = load_tvsd(
+        tvsd["mua"],
+        array_areas=AREAS,
+        channels_per_array=4,
+        include_unmapped=True,
+        test_repeats=False,
+    )
+    assert ds_all.sizes == {"presentation": 8, "unit": 12}
+
+
+def test_load_tvsd_images_and_channel_order(tvsd):
+    ds = load_tvsd(
+        tvsd["mua"],
+        images_file=tvsd["images_file"],
+        image_root=tvsd["root"],
+        array_areas=AREAS,
+        channels_per_array=4,
+    )
+    np.testing.assert_array_equal(ds["images"].values, tvsd["pixels"])
+    assert list(ds["things_path"].values) == tvsd["train_paths"] + tvsd["test_paths"]
+    order = np.arange(12)[::-1]
+    rev = load_tvsd(
+        tvsd["mua"],
+        array_areas={1: "V1", 2: "V4", 3: "IT"},
+        channels_per_array=4,
+        channel_order=order,
+    )
+    np.testing.assert_array_equal(rev["responses"].values[:6], tvsd["train"][:, ::-1])
+    small = load_tvsd(
+        tvsd["mua"],
+        images=tvsd["pixels"],
+        image_size=(4, 4),
+        array_areas=AREAS,
+        channels_per_array=4,
+    )
+    assert small["images"].shape == (8, 4, 4, 3)
+
+
+def test_load_tvsd_errors(tvsd, tmp_path):
+    with pytest.raises(InputError, match="no area for arrays"):
+        load_tvsd(tvsd["mua"], array_areas={1: "V1"}, channels_per_array=4)
+    with pytest.raises(InputError, match="whole number of arrays"):
+        load_tvsd(tvsd["mua"])  # 12 electrodes, 64 per array
+    with pytest.raises(InputError, match="3 images given but TVSD has 6 train"):
+        load_tvsd(tvsd["mua"], images=tvsd["pixels"][:3], array_areas=AREAS, channels_per_array=4)
+    bad = tmp_path / "old.mat"
+    bad.write_bytes(b"MATLAB 5.0 MAT-file" + b"\0" * 200)
+    with pytest.raises(InputError, match="v7.3"):
+        load_tvsd(bad)
+    with pytest.raises(NWBLayoutError, match="train_imgs"):
+        read_things_paths(tvsd["mua"])
+    with pytest.raises(FileNotFoundError, match="missing"):
+        load_tvsd(
+            tvsd["mua"],
+            images_file=tvsd["images_file"],
+            image_root=tmp_path,
+            array_areas=AREAS,
+            channels_per_array=4,
+        )
+
+
+def test_convert_tvsd_roundtrip_and_inspector(tvsd, tmp_path):
+    before = {k: sha256(tvsd[k]) for k in ("mua", "images_file")}
+    out = tmp_path / "tvsd.nwb"
+    path = convert_tvsd(
+        tvsd["mua"],
+        out,
+        images_file=tvsd["images_file"],
+        image_root=tvsd["root"],
+        image_size=None,
+        array_areas=AREAS,
+        channels_per_array=4,
+        subject_id="N",
+        age="P9Y",
+    )
+    assert path == out and out.is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp.nwb")]
+    ref = load_tvsd(
+        tvsd["mua"],
+        images_file=tvsd["images_file"],
+        image_root=tvsd["root"],
+        array_areas=AREAS,
+        channels_per_array=4,
+    )
+    ds = load_dataset(out)
+    assert ds.attrs["responses_source"] == "processing/ecephys/normMUA"
+    np.testing.assert_array_equal(ds["responses"].values, ref["responses"].values)
+    np.testing.assert_array_equal(ds["stimulus_id"].values, ref["stimulus_id"].values)
+    np.testing.assert_array_equal(ds["split"].values, ref["split"].values)
+    np.testing.assert_array_equal(ds["unit_id"].values, ref["unit_id"].values)
+    np.testing.assert_array_equal(ds["area"].values, ref["area"].values)
+    np.testing.assert_array_equal(ds["electrode_group"].values, ref["electrode_group"].values)
+    np.testing.assert_array_equal(ds["images"].values, tvsd["pixels"])
+
+    from nwbinspector import inspect_nwbfile
+
+    messages = [m for m in inspect_nwbfile(nwbfile_path=str(out)) if m is not None]
+    assert not messages, [f"{m.check_function_name}: {m.message}" for m in messages]
+    assert {k: sha256(tvsd[k]) for k in ("mua", "images_file")} == before
+    kwargs = {"images": tvsd["pixels"], "array_areas": AREAS, "channels_per_array": 4}
+    with pytest.raises(InputError, match="age"):
+        convert_tvsd(tvsd["mua"], tmp_path / "y.nwb", **kwargs)
+    with pytest.raises(FileExistsError):
+        convert_tvsd(tvsd["mua"], out, age="P9Y", **kwargs)
+    kwargs.pop("images")
+    with pytest.raises(InputError, match="needs the images"):
+        convert_tvsd(tvsd["mua"], tmp_path / "x.nwb", age="P9Y", **kwargs)
+    assert not (tmp_path / "x.nwb").exists()
+    assert not (tmp_path / "y.nwb").exists()
