@@ -186,7 +186,11 @@ def plot_spatial_irfs(
     cols = max(len(v) for v in groups.values())
     fig = _figure(cols * cell + cell / 2, len(groups) * cell)
     axes = fig.subplots(len(groups), cols, squeeze=False)
-    vmax = float(arr.max()) if arr.size else 1.0
+    # one colour scale shared by all heads, spanning the data (maps near 1 / n_heads everywhere
+    # would look flat on a 0..1 scale)
+    vmin, vmax = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 1.0)
+    if vmax <= vmin:
+        vmin, vmax = vmin - 0.5, vmax + 0.5
     image = None
     for r, (area, idx) in enumerate(groups.items()):
         for c in range(cols):
@@ -196,7 +200,7 @@ def plot_spatial_irfs(
             if c >= len(idx):
                 ax.axis("off")
                 continue
-            image = ax.imshow(arr[idx[c]], cmap="viridis", vmin=0.0, vmax=vmax)
+            image = ax.imshow(arr[idx[c]], cmap="viridis", vmin=vmin, vmax=vmax)
             ax.set_title(heads[idx[c]], fontsize=7)
         axes[r, 0].set_ylabel(area, fontsize=9)
     fig.subplots_adjust(left=0.06, right=1 - 0.5 / (cols + 0.5), top=0.9, bottom=0.03,

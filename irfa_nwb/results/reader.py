@@ -51,6 +51,18 @@ def _ids(values: np.ndarray) -> np.ndarray:
     return values
 
 
+def _pivot(rows: list[Any], cols: list[str], values: np.ndarray) -> tuple[np.ndarray, list, list]:
+    """Long (row, column, value) records to a matrix (NaN where a pair is absent)."""
+    row_keys = list(dict.fromkeys(rows))
+    col_keys = list(dict.fromkeys(cols))
+    out = np.full((len(row_keys), len(col_keys)), np.nan)
+    ri = {k: i for i, k in enumerate(row_keys)}
+    ci = {k: j for j, k in enumerate(col_keys)}
+    for r, c, v in zip(rows, cols, np.asarray(values, dtype=np.float64), strict=True):
+        out[ri[r], ci[c]] = v
+    return out, row_keys, col_keys
+
+
 def _ordered_images(images: Any) -> np.ndarray:
     order = images.order_of_images
     items = list(order.data[:]) if order is not None else [
@@ -140,20 +152,21 @@ def read_results(path: str | os.PathLike) -> xr.Dataset:
                     data[name] = (("stimulus",), _column(met, name))
         if "irfa_layer_correlations" in analysis:
             lc = analysis["irfa_layer_correlations"]
-            layers = [c for c in lc.colnames if c != "area"]
-            coords["layer"] = ("layer", layers)
-            coords["layer_area"] = ("layer_area", _text(_column(lc, "area")))
-            data["layer_correlation"] = (
-                ("layer_area", "layer"),
-                np.stack([_column(lc, c) for c in layers], axis=1),
+            data["layer_correlation"], coords["layer_area"], coords["layer"] = _pivot(
+                _text(_column(lc, "area")), _text(_column(lc, "layer")), _column(lc, "r")
             )
+            data["layer_correlation"] = (("layer_area", "layer"), data["layer_correlation"])
+            coords["layer_area"] = ("layer_area", coords["layer_area"])
+            coords["layer"] = ("layer", coords["layer"])
         if "irfa_training_history" in analysis:
             hist = analysis["irfa_training_history"]
-            if "epoch" in hist.colnames:
-                coords["epoch"] = ("epoch", _column(hist, "epoch"))
-            for name in hist.colnames:
-                if name != "epoch":
-                    data[f"history_{name}"] = (("epoch",), _column(hist, name))
+            table, epochs, names = _pivot(
+                _column(hist, "epoch").tolist(), _text(_column(hist, "quantity")),
+                _column(hist, "value"),
+            )
+            coords["epoch"] = ("epoch", np.asarray(epochs, dtype=np.int64))
+            for j, name in enumerate(names):
+                data[f"history_{name}"] = (("epoch",), table[:, j])
         config: dict[str, Any] = {}
         if "irfa_model_config" in analysis:
             cfg = analysis["irfa_model_config"]

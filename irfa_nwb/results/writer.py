@@ -20,15 +20,16 @@ Layout of the ``analysis`` section (all names start with ``irfa_``; see :data:`R
 ``irfa_metrics`` (``DynamicTable``, one row per stimulus, same order)
     ``stimulus_id``, ``pixel_r``, ``ssim``, ``identification_rank`` (1 = identified among all
     stimuli of the file), and ``alexnet_<layer>`` when layer correlations were computed.
-``irfa_layer_correlations`` (``DynamicTable``, optional)
-    One row per area (``all`` = every unit, then each area alone, other units held at their
-    mean over stimuli): ``area`` and one column per AlexNet layer (Pearson r flattened over all
-    stimuli).
+``irfa_layer_correlations`` (``DynamicTable``, optional; one row per area and layer)
+    ``area`` (``all`` = every unit; otherwise that area alone, the other units held at their
+    mean over stimuli), ``layer`` (AlexNet layer) and ``r`` (Pearson r of the layer's
+    activations, stimuli vs reconstructions, flattened over all stimuli).
 ``irfa_model_config`` (``DynamicTable``, one row per estimator parameter)
     ``parameter``, ``value`` (text), ``value_type`` (``int``, ``float``, ``bool``, ``str``,
     ``none``, ``sequence``, ``object``) so values come back typed.
-``irfa_training_history`` (``DynamicTable``, one row per epoch)
-    One numeric column per history key (columns that are NaN in every epoch are left out).
+``irfa_training_history`` (``DynamicTable``, one row per epoch and quantity)
+    ``epoch``, ``quantity`` (history key, e.g. ``loss_generator``, ``val_loss``, ``time``) and
+    ``value`` (float; NaN kept). Long format, so one epoch or a NaN-only quantity stays valid.
 ``irfa_source`` (``DynamicTable``, one row per field)
     ``field`` and ``value``: where the data came from (path or DANDI id / version / asset
     path), the source ``identifier``, the object ids of the units and stimulus tables used, and
@@ -80,8 +81,14 @@ def _check_estimator(estimator: Any) -> None:
         )
 
 
-def _default_X(dataset: xr.Dataset) -> xr.DataArray:
-    """Repeat-averaged responses, dims ("stimulus", "unit"), in the dataset's image order."""
+def _default_X(dataset: xr.Dataset) -> tuple[xr.DataArray, str]:
+    """Repeat-averaged responses, dims ("stimulus", "unit"), and how they were selected.
+
+    Stimuli marked ``split == "test"`` are used alone when the responses carry a train / test
+    split; otherwise every stimulus of the dataset.
+    """
+    from ..data import average_repeats
+
     if "responses" not in dataset:
         raise InputError(
             "dataset has no 'responses' variable; pass the output of irfa_nwb.load_dataset or "
@@ -89,23 +96,24 @@ def _default_X(dataset: xr.Dataset) -> xr.DataArray:
         )
     resp = dataset["responses"]
     if "stimulus" in resp.dims:
-        return resp
-    if "presentation" not in resp.dims or "stimulus_id" not in resp.coords:
+        X = resp
+    elif "presentation" in resp.dims and "stimulus_id" in resp.coords:
+        X = average_repeats(resp)
+    else:
         raise InputError(
             "responses need a 'presentation' dimension with a 'stimulus_id' coordinate; pass "
             "X (dims ('stimulus', 'unit')) explicitly"
         )
-    avg = resp.groupby("stimulus_id").mean("presentation")
-    avg = avg.rename(stimulus_id="stimulus").assign_coords(
-        stimulus_id=("stimulus", avg["stimulus_id"].values)
-    )
-    avg = avg.drop_vars("stimulus")
-    image_ids = _image_ids(dataset["images"]) if "images" in dataset else None
-    if image_ids is not None:
-        pos = {s: i for i, s in enumerate(avg["stimulus_id"].values)}
-        order = [s for s in image_ids if s in pos]
-        avg = avg.isel(stimulus=[pos[s] for s in order])
-    return avg
+    if "time_bin" in X.dims:
+        raise InputError(
+            "responses have time bins; pass X averaged over them "
+            "(dataset['responses'].mean('time_bin')) or reload without bins="
+        )
+    if "split" in X.coords:
+        split = np.asarray(X["split"].values).astype(str)
+        if (split == "test").any() and (split != "test").any():
+            return X.isel(stimulus=np.flatnonzero(split == "test")), "test split"
+    return X, "all stimuli in the dataset"
 
 
 def _stimulus_ids(X: Any, n: int) -> np.ndarray:
@@ -261,25 +269,22 @@ def _param_rows(params: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _history_columns(history: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
-    keys: list[str] = []
-    for entry in history:
-        for key in entry:
-            if key not in keys:
-                keys.append(key)
-    columns: dict[str, np.ndarray] = {}
-    for key in keys:
-        values = [entry.get(key) for entry in history]
-        if not all(v is None or isinstance(v, (int, float, np.number, bool)) for v in values):
-            continue  # text or nested values are not part of the numeric history
-        if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
-            columns[key] = np.asarray(values, dtype=np.int64)
-            continue
-        arr = np.asarray([np.nan if v is None else float(v) for v in values], dtype=np.float64)
-        if np.all(np.isnan(arr)):
-            continue  # an all-NaN column would only carry a warning (e.g. no validation set)
-        columns[key] = arr
-    return columns
+def _history_rows(history: Sequence[Mapping[str, Any]]) -> tuple[list[int], list[str], list[float]]:
+    """Long-format (epoch, quantity, value) rows of the numeric entries of a history."""
+    epochs: list[int] = []
+    names: list[str] = []
+    values: list[float] = []
+    for i, entry in enumerate(history):
+        epoch = entry.get("epoch", i)
+        epoch = int(epoch) if isinstance(epoch, (int, float, np.number)) else i
+        for key, value in entry.items():
+            if key == "epoch" or isinstance(value, (bool, np.bool_)):
+                continue
+            if value is None or isinstance(value, (int, float, np.number)):
+                epochs.append(epoch)
+                names.append(str(key))
+                values.append(np.nan if value is None else float(value))
+    return epochs, names, values
 
 
 def _safe_name(name: str) -> str:
@@ -312,8 +317,8 @@ def compute_results(
     dataset : xarray.Dataset
         Loaded dataset (``irfa_nwb.load_dataset``).
     X : xarray.DataArray, optional
-        Repeat-averaged responses (dims ``("stimulus", "unit")``); default every stimulus of
-        ``dataset`` averaged over its presentations.
+        Repeat-averaged responses (dims ``("stimulus", "unit")``); default as in
+        :func:`write_results`.
     metrics : bool
         Compute per-stimulus metrics (needs the images in ``dataset``).
     layer_correlations : bool
@@ -329,8 +334,9 @@ def compute_results(
     from ..analysis import metrics as met
 
     _check_estimator(estimator)
+    selection = "X given by the caller"
     if X is None:
-        X = _default_X(dataset)
+        X, selection = _default_X(dataset)
     recon = np.asarray(estimator.predict(X), dtype=np.float32)
     spatial = np.asarray(estimator.spatial_fields(X), dtype=np.float64)
     feature = np.asarray(estimator.feature_fields(X), dtype=np.float64)
@@ -348,6 +354,7 @@ def compute_results(
         )
     sids = _stimulus_ids(X, n)
     out: dict[str, Any] = {
+        "stimulus_selection": selection,
         "stimulus_id": sids,
         "reconstruction": recon,
         "spatial_irf": spatial.mean(axis=0).astype(np.float32),
@@ -530,14 +537,21 @@ def _build_containers(
         )
     if "layer_correlations" in results:
         layers, rows = results["layer_correlations"]
-        cols = {"area": (list(rows), "units used: 'all', or one area with the others held at "
-                                     "their mean over stimuli")}
-        for j, layer in enumerate(layers):
-            cols[str(layer)] = (np.array([rows[a][j] for a in rows], dtype=np.float64),
-                                f"Pearson r of AlexNet {layer} activations over all stimuli")
+        pairs = [(str(area), str(layer), float(rows[area][j]))
+                 for area in rows for j, layer in enumerate(layers)]
         containers.append(
-            table("irfa_layer_correlations",
-                  "AlexNet layer feature correlations between stimuli and reconstructions", cols)
+            table(
+                "irfa_layer_correlations",
+                "AlexNet layer feature correlations between stimuli and reconstructions",
+                {
+                    "area": ([p[0] for p in pairs],
+                             "units used: 'all', or one area with the others held at their "
+                             "mean over stimuli"),
+                    "layer": ([p[1] for p in pairs], "AlexNet layer"),
+                    "r": (np.array([p[2] for p in pairs], dtype=np.float64),
+                          "Pearson r of the layer activations over all stimuli"),
+                },
+            )
         )
     param_rows = _param_rows(config)
     if param_rows:
@@ -554,13 +568,18 @@ def _build_containers(
                 },
             )
         )
-    hist = _history_columns(history)
-    if hist:
+    epochs, quantities, values = _history_rows(history)
+    if epochs:
         containers.append(
             table(
                 "irfa_training_history",
-                "Training history, one row per epoch (losses, validation loss, time in s)",
-                {key: (values, f"{key} per epoch") for key, values in hist.items()},
+                "Training history, one row per epoch and quantity (losses, validation loss, "
+                "time in s)",
+                {
+                    "epoch": (np.asarray(epochs, dtype=np.int64), "epoch number"),
+                    "quantity": (quantities, "history key"),
+                    "value": (np.asarray(values, dtype=np.float64), "value at that epoch"),
+                },
             )
         )
     containers.append(
@@ -662,8 +681,11 @@ def write_results(
         equals the installed pynwb's, and it holds no results yet; the file is updated through
         a temporary copy and replaced atomically.
     X : xarray.DataArray, optional
-        Repeat-averaged responses to reconstruct (dims ``("stimulus", "unit")``); default every
-        stimulus in ``dataset``, averaged over presentations.
+        Repeat-averaged responses to reconstruct (dims ``("stimulus", "unit")``, coordinate
+        ``stimulus_id``). Default: ``irfa_nwb.data.average_repeats(dataset)``, restricted to
+        the stimuli marked ``split == "test"`` when the responses carry a train / test split
+        (so pass the test side of ``train_test_split`` or the full dataset). The choice is
+        recorded as ``stimulus_selection`` in ``irfa_source``.
     metrics : bool, default True
         Write the per-stimulus metrics table.
     layer_correlations : bool, default False
@@ -713,6 +735,7 @@ def write_results(
             meta = _source_metadata(src)
             record.setdefault("identifier", str(src.identifier))
         record["source_nwb_schema_version"] = str(_file_schema_version(local_source))
+    record["stimulus_selection"] = results["stimulus_selection"]
     record["irfa_nwb_version"] = __version__
     record["created"] = datetime.now(timezone.utc).isoformat()
     device = getattr(estimator, "device_", None)
