@@ -56,7 +56,9 @@ _GEOMETRY: dict[str, tuple[float, float, tuple[float, float]]] = {
 _N_ORI = 4  # orientations of the energy maps
 _WAVELENGTHS = (0.1, 0.2)  # energy-map wavelengths, fraction of the image side
 _N_TEMPLATES = 3  # low-frequency templates per IT unit
-_EPS = 1e-6  # energy floor inside the logarithms
+# energy floor inside the logarithms: the energy of a grating of ~0.6 % luminance amplitude, so
+# that units ignore faint (e.g. quantisation) noise and have a contrast threshold
+_EPS = 1e-5
 _N_REFERENCE = 256  # patches used to fix the standardisation constants
 _CHUNK = 128  # images per FFT chunk
 
