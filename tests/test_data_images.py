@@ -1,0 +1,97 @@
+"""Images: NWB containers, embedded image series, arrays, mappings, DataArrays; stimuli choice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+from data_helpers import add_electrodes, add_images, new_nwbfile, write
+
+from irfa_nwb.data import list_stimulus_tables, load_dataset
+from irfa_nwb.data.images import read_images
+from irfa_nwb.errors import InputError, NWBLayoutError
+
+
+def _file_with_units(nwb, onsets):
+    add_electrodes(nwb, {"arrayA": ("V1", 1)}, rf=False)
+    nwb.add_unit(spike_times=np.sort(np.asarray(onsets) + 0.05), electrodes=[0])
+
+
+def test_embedded_image_series_one_presentation_per_frame(tmp_path):
+    from pynwb.image import ImageSeries
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, size=(4, 5, 6), dtype=np.uint8)
+    onsets = [1.0, 2.0, 3.0, 4.0]
+    nwb = new_nwbfile("embedded")
+    nwb.add_stimulus(
+        ImageSeries(
+            name="movie",
+            data=frames,
+            unit="N/A",
+            timestamps=onsets,
+            format="raw",
+            description="frames",
+        )
+    )
+    _file_with_units(nwb, onsets)
+    path = write(nwb, tmp_path / "embedded.nwb")
+    ds = load_dataset(path, window=(0.0, 0.1))
+    np.testing.assert_array_equal(ds["stimulus_id"].values, [0, 1, 2, 3])
+    np.testing.assert_array_equal(ds["images"].values[..., 0], frames)
+    np.testing.assert_array_equal(ds["responses"].values[:, 0], [1, 1, 1, 1])
+    assert ds.attrs["presentations_source"] == "stimulus/movie"
+
+
+def test_float_grayscale_images_and_ambiguous_sources(tmp_path):
+    from pynwb.image import IndexSeries
+
+    nwb = new_nwbfile("float")
+    pix = np.linspace(0, 1, 2 * 3 * 3).reshape(2, 3, 3).astype(np.float32)
+    images = add_images(nwb, pix)
+    for name in ("first", "second"):
+        nwb.add_stimulus(
+            IndexSeries(
+                name=name,
+                data=np.array([0, 1], np.uint32),
+                indexed_images=images,
+                unit="N/A",
+                timestamps=[1.0, 2.0],
+            )
+        )
+    _file_with_units(nwb, [1.0, 2.0])
+    path = write(nwb, tmp_path / "float.nwb")
+    with pytest.raises(NWBLayoutError, match=r"several stimulus sources.*first.*second"):
+        load_dataset(path)
+    ds = load_dataset(path, presentations="second")
+    assert ds["images"].dtype == np.float32
+    np.testing.assert_allclose(ds["images"].values[..., 0], pix)
+    assert len(list_stimulus_tables(path)) == 2
+
+
+def test_read_images_forms():
+    arr = np.zeros((2, 3, 3, 4), dtype=np.uint8)
+    assert read_images(arr).pixels.shape == (2, 3, 3, 3)  # alpha dropped
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
+        read_images(np.full((1, 2, 2), 3.0))
+    with pytest.raises(InputError, match="shape"):
+        read_images(np.zeros((2, 3)))
+    img16 = np.full((1, 2, 2), 65535, dtype=np.uint16)
+    np.testing.assert_allclose(read_images(img16).pixels, 1.0)
+    mixed = {"a": np.zeros((2, 2), np.uint8), "b": np.zeros((3, 3), np.uint8)}
+    with pytest.raises(InputError, match="image_size"):
+        read_images(mixed)
+    resized = read_images(mixed, image_size=(4, 4))
+    assert resized.pixels.shape == (2, 4, 4, 1) and list(resized.names) == ["a", "b"]
+    gray_rgb = {"g": np.zeros((2, 2), np.uint8), "c": np.zeros((2, 2, 3), np.uint8)}
+    assert read_images(gray_rgb).pixels.shape == (2, 2, 2, 3)
+    da = xr.DataArray(
+        np.zeros((2, 2, 2, 1), np.uint8),
+        dims=("stimulus", "y", "x", "channel"),
+        coords={"stimulus_id": ("stimulus", ["x", "y"])},
+    )
+    assert list(read_images(da).names) == ["x", "y"]
+    with pytest.raises(InputError, match="must be an array"):
+        read_images(42)
+    with pytest.raises(FileNotFoundError):
+        read_images(["/nonexistent/a.png"])
