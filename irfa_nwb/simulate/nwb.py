@@ -372,6 +372,10 @@ def simulate_nwb(
         The written file; ``irfa_nwb.load_dataset(path)`` gives back ``simulate(**kwargs)``.
     """
     simulate_kwargs.pop("return_cortex", None)
+    if responses not in ("spikes", "mua"):
+        raise InputError(f'responses must be "spikes" or "mua", got {responses!r}')
+    if Path(path).exists() and not overwrite:
+        raise InputError(f"{path} already exists; pass overwrite=True to replace it")
     ds = simulate(**simulate_kwargs)
     return write_simulation_nwb(
         ds, path, responses=responses, mua_rate=mua_rate, overwrite=overwrite
