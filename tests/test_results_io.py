@@ -315,3 +315,42 @@ def test_unfitted_estimator_refused(setup, tmp_path):
     with pytest.raises(InputError, match="fitted"):
         write_results(tmp_path / "r.nwb", object(), ds)
 
+
+
+def test_remote_source_metadata_failure_warns(setup, tmp_path, monkeypatch):
+    import contextlib
+
+    import irfa_nwb.data
+
+    _, ds, est = setup
+    remote = ds.copy()
+    remote.attrs["source"] = "dandi://000001@0.1/sub-x/sub-x.nwb"
+
+    @contextlib.contextmanager
+    def offline(*args, **kwargs):
+        raise OSError("network unreachable")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(irfa_nwb.data, "open_nwb", offline)
+    with pytest.warns(UserWarning, match="network unreachable"):
+        out = write_results(tmp_path / "r.nwb", est, remote)
+    res = read_results(out)
+    assert res.attrs["source"]["source"] == "dandi://000001@0.1/sub-x/sub-x.nwb"
+    with pynwb.NWBHDF5IO(str(out), "r") as io:
+        assert io.read().subject is None
+    # opting out: no warning, no network
+    out = write_results(tmp_path / "r2.nwb", est, remote, source_metadata=False)
+    assert out.is_file()
+
+
+def test_open_nwbfile_as_source(setup, tmp_path):
+    src, ds, est = setup
+    with pynwb.NWBHDF5IO(str(src), "r") as io:
+        nwb = io.read()
+        bare = ds.copy()
+        bare.attrs = {}  # no provenance in the dataset: all of it comes from the NWBFile
+        out = write_results(tmp_path / "r.nwb", est, bare, source=nwb)
+    res = read_results(out)
+    assert res.attrs["source"]["identifier"] == "source-recording-0001"
+    with pynwb.NWBHDF5IO(str(out), "r") as io:
+        assert io.read().subject.species == "Macaca mulatta"

@@ -41,6 +41,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+import warnings
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -653,6 +654,7 @@ def write_results(
     X: Any = None,
     metrics: bool = True,
     layer_correlations: bool = False,
+    source_metadata: bool = True,
 ) -> Path:
     """Write a fitted estimator's reconstructions, IRFs and metrics to NWB.
 
@@ -690,6 +692,11 @@ def write_results(
         Write the per-stimulus metrics table.
     layer_correlations : bool, default False
         Also compute and write AlexNet layer correlations (needs pretrained AlexNet weights).
+    source_metadata : bool, default True
+        Copy the session start time, subject and experimenter metadata of the source recording
+        into the results file (needed for a clean nwbinspector report). A local source is
+        read, a remote one (DANDI / URL) streamed briefly with :func:`irfa_nwb.data.open_nwb`;
+        when that fails, a warning is issued and the file is written without them.
 
     Returns
     -------
@@ -721,20 +728,13 @@ def write_results(
         if not path.parent.is_dir():
             raise InputError(f"folder {path.parent} does not exist; create it first")
 
+    record = _source_record(dataset, source)
+    meta: dict[str, Any] = {}
+    if not append:
+        meta = _read_source_metadata(source, dataset, local_source, source_metadata, record)
     results = compute_results(
         estimator, dataset, X=X, metrics=metrics, layer_correlations=layer_correlations
     )
-    record = _source_record(dataset, source)
-    meta: dict[str, Any] = {}
-    if _is_nwbfile(source):
-        meta = _source_metadata(source)
-        record.setdefault("identifier", str(source.identifier))
-    elif local_source is not None and not append:
-        with NWBHDF5IO(str(local_source), "r") as io:
-            src = io.read()
-            meta = _source_metadata(src)
-            record.setdefault("identifier", str(src.identifier))
-        record["source_nwb_schema_version"] = str(_file_schema_version(local_source))
     record["stimulus_selection"] = results["stimulus_selection"]
     record["irfa_nwb_version"] = __version__
     record["created"] = datetime.now(timezone.utc).isoformat()
@@ -794,6 +794,45 @@ def write_results(
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def _read_source_metadata(
+    source: Any,
+    dataset: xr.Dataset,
+    local_source: Path | None,
+    enabled: bool,
+    record: dict[str, str],
+) -> dict[str, Any]:
+    """Session metadata of the source recording (local, open NWBFile, or streamed)."""
+    if _is_nwbfile(source):
+        record.setdefault("identifier", str(source.identifier))
+        return _source_metadata(source)
+    if not enabled:
+        return {}
+    from ..data import open_nwb
+
+    if local_source is not None:
+        with open_nwb(local_source) as src:
+            meta = _source_metadata(src)
+        record.setdefault("identifier", str(meta["identifier"]))
+        record["source_nwb_schema_version"] = str(_file_schema_version(local_source))
+        return meta
+    candidate = source if source is not None else dataset.attrs.get("source")
+    if candidate is None or "://" not in str(candidate):
+        return {}
+    try:
+        with open_nwb(str(candidate)) as src:
+            meta = _source_metadata(src)
+    except Exception as err:  # network trouble must not lose the computed results
+        warnings.warn(
+            f"could not read session metadata (subject, start time) from {candidate}: {err}; "
+            "the results file is written without them. Pass source=<open NWBFile> or "
+            "source_metadata=False to silence this",
+            stacklevel=3,
+        )
+        return {}
+    record.setdefault("identifier", str(meta["identifier"]))
+    return meta
 
 
 def _parse_time(value: Any) -> datetime | None:
