@@ -174,3 +174,24 @@ def test_dataset_is_an_xarray_dataset(generic):
     ds = load_dataset(generic["path"])
     assert isinstance(ds, xr.Dataset)
     assert set(ds.data_vars) == {"responses", "images"}
+
+
+def test_blocked_reads_give_the_same_answer(generic):
+    """Bounded-memory reads (few spikes / rows per read) change nothing."""
+    from irfa_nwb.data.continuous import find_series, window_means
+    from irfa_nwb.data.units import spike_counts
+
+    onsets = generic["onsets"]
+    starts, stops = np.zeros(4), np.full(4, 0.2)
+    with open_nwb(generic["path"]) as nwb:
+        full = spike_counts(nwb, np.arange(4), onsets, starts, stops)
+        small = spike_counts(
+            nwb, np.array([2, 0, 3, 1]), onsets, starts, stops, max_spikes_per_read=3
+        )
+        _, series = find_series(nwb, "MUA")
+        big = window_means(series, np.arange(4), onsets, starts, stops)
+        tiny = window_means(series, np.arange(4), onsets, starts, stops, max_rows_per_read=250)
+    np.testing.assert_array_equal(full, generic["bin0"] + generic["bin1"])
+    np.testing.assert_array_equal(small, full[:, [2, 0, 3, 1]])
+    np.testing.assert_array_equal(big, tiny)
+    np.testing.assert_allclose(big, generic["mua"], rtol=1e-6)

@@ -152,6 +152,8 @@ def test_parse_dandi_addresses():
     web = "https://dandiarchive.org/dandiset/000021/0.210208.1450/files?location=sub-7%2Fx.nwb"
     assert parse_dandi_address(web) == DandiAddress("000021", "0.210208.1450", "sub-7/x.nwb")
     assert parse_dandi_address("/data/file.nwb") is None
+    with pytest.raises(InputError, match="unknown DANDI instance"):
+        resolve_dandi_url("dandi://NOPE/000021/x.nwb")
     with pytest.raises(InputError, match="cannot parse DANDI address"):
         parse_dandi_address("dandi://21/x.nwb")
     with pytest.raises(InputError, match="not an NWB file"):

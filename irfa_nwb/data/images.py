@@ -113,11 +113,11 @@ def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _read_file(path: Path) -> np.ndarray:
-    import imageio.v3 as iio
+    from skimage.io import imread
 
     try:
-        return np.asarray(iio.imread(path))
-    except Exception as err:  # imageio raises many types
+        return np.asarray(imread(path))
+    except Exception as err:  # the image plugins raise many types
         raise InputError(f"cannot read image file {str(path)!r}: {err}") from err
 
 

@@ -92,13 +92,22 @@ def parse_dandi_address(address: str) -> DandiAddress | None:
     return None
 
 
-def _dandi_client(api_url: str | None) -> Any:
+def _dandi_client(api_url: str | None, instance: str | None = None) -> Any:
     try:
         from dandi.dandiapi import DandiAPIClient
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError(
             "reading from DANDI needs the 'dandi' package: pip install 'irfa-nwb[dandi]'"
         ) from err
+    if api_url is None and instance is not None:
+        from dandi.consts import known_instances
+
+        known = {k.lower(): v.api for k, v in known_instances.items()}
+        if instance.lower() not in known:
+            raise InputError(
+                f"unknown DANDI instance {instance!r} in the address; known: {sorted(known)}"
+            )
+        api_url = known[instance.lower()]
     if api_url is None:
         api_url = os.environ.get("IRFA_DANDI_API_URL", "https://api.dandiarchive.org/api")
     return DandiAPIClient(api_url=api_url)
@@ -129,7 +138,7 @@ def resolve_dandi_url(
         if parsed is None:
             raise InputError(f"{address!r} is not a DANDI address")
         address = parsed
-    client = _dandi_client(api_url)
+    client = _dandi_client(api_url, address.instance)
     try:
         from dandi.exceptions import NotFoundError
     except ImportError:  # pragma: no cover
