@@ -150,6 +150,6 @@ def head_layout(
         )
     labels = labels.astype(str)
     _, first = np.unique(labels, return_index=True)
-    heads = [labels[i] for i in sorted(first)]
+    heads = [str(labels[i]) for i in sorted(first)]
     index = [np.flatnonzero(labels == h) for h in heads]
     return heads, index

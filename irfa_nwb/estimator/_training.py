@@ -17,6 +17,7 @@ from ..errors import InputError
 from ..model.generator import HistoryBuffer, PatchDiscriminator
 from ..model.losses import PerceptualLoss, adversarial_loss
 from ..model.network import IRFANetwork, split_heads
+from .persistence import save_model
 
 if TYPE_CHECKING:
     from .irfa import IRFA
@@ -222,7 +223,7 @@ def train(est: IRFA, X: np.ndarray, images: np.ndarray) -> None:
                     since_best += 1
                     stop = since_best >= est.early_stopping
             if est.checkpoint_path is not None:
-                est.save(est.checkpoint_path)
+                save_model(est, est.checkpoint_path, warn_callbacks=False)
             for callback in est.callbacks or ():
                 if callback(est, record):
                     stop = True

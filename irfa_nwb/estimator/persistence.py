@@ -28,7 +28,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def save_model(est, path) -> Path:
+def save_model(est, path, *, warn_callbacks: bool = True) -> Path:
     """Write ``est`` to ``path`` (atomic: temporary file in the same folder, then rename).
 
     The file is a safetensors archive: the weights of the generator network (and
@@ -40,7 +40,7 @@ def save_model(est, path) -> Path:
 
     path = Path(path)
     params = est.get_params(deep=False)
-    if params.get("callbacks"):
+    if params.get("callbacks") and warn_callbacks:
         warnings.warn("callbacks are not saved with the model", UserWarning, stacklevel=3)
     params["callbacks"] = None
     tensors = {f"network.{k}": v for k, v in est.network_.state_dict().items()}

@@ -1,0 +1,86 @@
+"""Shared fixtures: tiny synthetic data with known structure, fake pretrained weights."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REAL_NWB = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-nwb"
+
+
+def pytest_collection_modifyitems(config, items):
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:  # pragma: no cover
+        has_cuda = False
+    if has_cuda:
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+def prototype_data(n: int = 96, n_units: int = 24, size: int = 16, n_classes: int = 4, seed=0):
+    """Images drawn from a few prototypes; responses encode the prototype plus noise.
+
+    A model that reads the responses can reconstruct each image far better than the mean
+    image can, which gives tests a ground truth to check learning against.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    prototypes = []
+    for k in range(n_classes):
+        angle = np.pi * k / n_classes
+        wave = 0.5 + 0.5 * np.sin(2 * np.pi * 2 * (np.cos(angle) * xx + np.sin(angle) * yy))
+        colour = rng.uniform(0.2, 1.0, size=3)
+        prototypes.append(wave[..., None] * colour)
+    prototypes = np.stack(prototypes).astype(np.float32)
+    labels = rng.integers(n_classes, size=n)
+    images = prototypes[labels]
+    codes = rng.normal(size=(n_classes, n_units)) * 2.0
+    X = (codes[labels] + 0.3 * rng.normal(size=(n, n_units))).astype(np.float32)
+    groups = np.repeat([f"array{g}" for g in range(3)], int(np.ceil(n_units / 3)))[:n_units]
+    return X, images, groups, labels
+
+
+@pytest.fixture
+def tiny_data():
+    return prototype_data()
+
+
+@pytest.fixture(scope="session")
+def _fake_torch_home(tmp_path_factory):
+    """A TORCH_HOME holding randomly initialised VGG19 weights under torchvision's file name."""
+    import torch
+    import torchvision
+
+    home = tmp_path_factory.mktemp("torch_home")
+    checkpoints = home / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    name = os.path.basename(torchvision.models.VGG19_Weights.IMAGENET1K_V1.url)
+    gen = torch.Generator().manual_seed(0)
+    model = torchvision.models.vgg19(weights=None)
+    state = {k: torch.randn(v.shape, generator=gen) * 0.02 for k, v in model.state_dict().items()}
+    torch.save(state, checkpoints / name)
+    return home, state
+
+
+@pytest.fixture
+def fake_vgg19(_fake_torch_home, monkeypatch):
+    """Point TORCH_HOME at a cache with fake VGG19 weights; yields the saved state dict."""
+    home, state = _fake_torch_home
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    return state
+
+
+@pytest.fixture
+def empty_torch_home(tmp_path, monkeypatch):
+    """A TORCH_HOME with no cached weights."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    return tmp_path / "torch_home"
