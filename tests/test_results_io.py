@@ -162,6 +162,7 @@ def test_round_trip(setup, tmp_path):
     np.testing.assert_array_equal(res["stimulus_id"].values, [10, 11, 12, 13, 14, 15])
     np.testing.assert_array_equal(res["reconstruction"].values, est.predict(X))
     assert res["reconstruction"].dims == ("stimulus", "y", "x", "channel")
+    assert "spatial_irf_per_stimulus" not in res  # off by default
     sp = est.spatial_fields(X)
     np.testing.assert_allclose(res["spatial_irf"].values, sp.astype(np.float64).mean(axis=0),
                                rtol=1e-6)
@@ -243,8 +244,12 @@ def test_explicit_X_and_string_ids(setup, tmp_path):
         dims=("stimulus", "unit"),
         coords={"stimulus_id": ("stimulus", ["12", "10"])},
     )
-    out = write_results(tmp_path / "r.nwb", est, ds, X=X, metrics=False)
+    out = write_results(tmp_path / "r.nwb", est, ds, X=X, metrics=False,
+                        spatial_per_stimulus=True)
     res = read_results(out)
+    np.testing.assert_array_equal(res["spatial_irf_per_stimulus"].values,
+                                  est.spatial_fields(X.values))
+    assert res["spatial_irf_per_stimulus"].dims == ("stimulus", "head", "y", "x")
     assert res["stimulus_id"].values.tolist() == ["12", "10"]
     assert "pixel_r" not in res
     # neither X nor the dataset carry unit coordinates: areas unknown
@@ -352,5 +357,7 @@ def test_open_nwbfile_as_source(setup, tmp_path):
         out = write_results(tmp_path / "r.nwb", est, bare, source=nwb)
     res = read_results(out)
     assert res.attrs["source"]["identifier"] == "source-recording-0001"
+    assert res.attrs["source"]["source"] == str(src)
+    assert len(res.attrs["source"]["units_object_id"]) == 36
     with pynwb.NWBHDF5IO(str(out), "r") as io:
         assert io.read().subject.species == "Macaca mulatta"

@@ -87,7 +87,8 @@ def read_results(path: str | os.PathLike) -> xr.Dataset:
         ``stimulus``, ``epoch`` (when a history was stored), ``layer`` and ``layer_area``
         (when layer correlations were stored). Variables:
 
-        - ``spatial_irf`` (head, y, x): spatial IRFs averaged over stimuli;
+        - ``spatial_irf`` (head, y, x): spatial IRFs averaged over stimuli, and
+          ``spatial_irf_per_stimulus`` (stimulus, head, y, x) when stored;
         - ``feature_irf`` (head, irf_channel) and ``feature_irf_per_stimulus``
           (stimulus, head, irf_channel);
         - ``n_units``, ``spatial_consistency``, ``feature_consistency``,
@@ -138,6 +139,11 @@ def read_results(path: str | os.PathLike) -> xr.Dataset:
         data["feature_irf_per_stimulus"] = (
             ("stimulus", "head", "irf_channel"), _column(feat_t, "feature_irf")
         )
+        if "irfa_spatial_irfs_per_stimulus" in analysis:
+            data["spatial_irf_per_stimulus"] = (
+                ("stimulus", "head", "y", "x"),
+                _column(analysis["irfa_spatial_irfs_per_stimulus"], "spatial_irf"),
+            )
         data["reconstruction"] = (
             ("stimulus", "y", "x", "channel"), _ordered_images(analysis["irfa_reconstructions"])
         )

@@ -12,6 +12,8 @@ Layout of the ``analysis`` section (all names start with ``irfa_``; see :data:`R
     ``feature_variability`` (see :mod:`irfa_nwb.analysis.fields`).
 ``irfa_feature_irfs`` (``DynamicTable``, one row per stimulus)
     ``stimulus_id`` and ``feature_irf`` (``(stimulus, head, irf_channel)``).
+``irfa_spatial_irfs_per_stimulus`` (``DynamicTable``, optional, one row per stimulus)
+    ``stimulus_id`` and ``spatial_irf`` (``(stimulus, head, y, x)``).
 ``irfa_reconstructions`` / ``irfa_stimuli`` (``Images``)
     ``RGBImage`` per stimulus (``(y, x, 3)`` float32 in [0, 1]), in stimulus order
     (``order_of_images``), named ``stimulus_00000``...; the description holds the stimulus id.
@@ -58,6 +60,7 @@ RESULT_NAMES: tuple[str, ...] = (
     "irfa_spatial_irfs",
     "irfa_heads",
     "irfa_feature_irfs",
+    "irfa_spatial_irfs_per_stimulus",
     "irfa_reconstructions",
     "irfa_stimuli",
     "irfa_metrics",
@@ -308,6 +311,7 @@ def compute_results(
     X: Any = None,
     metrics: bool = True,
     layer_correlations: bool = False,
+    spatial_per_stimulus: bool = False,
 ) -> dict[str, Any]:
     """Run the estimator and the analyses; return everything :func:`write_results` stores.
 
@@ -325,6 +329,8 @@ def compute_results(
     layer_correlations : bool
         Also compute the AlexNet layer correlations overall and per area (needs pretrained
         AlexNet weights; raises :class:`~irfa_nwb.errors.MissingWeightsError` otherwise).
+    spatial_per_stimulus : bool
+        Keep the spatial IRFs of every stimulus (``n × heads × size²`` numbers).
 
     Returns
     -------
@@ -361,6 +367,7 @@ def compute_results(
         "spatial_irf": spatial.mean(axis=0).astype(np.float32),
         "feature_irf": feature.mean(axis=0),
         "feature_irf_per_stimulus": feature,
+        "spatial_irf_per_stimulus": spatial.astype(np.float32) if spatial_per_stimulus else None,
         "heads": heads,
         "areas": areas,
         "n_units": counts,
@@ -483,6 +490,20 @@ def _build_containers(
             },
         )
     )
+
+    if results.get("spatial_irf_per_stimulus") is not None:
+        containers.append(
+            table(
+                "irfa_spatial_irfs_per_stimulus",
+                "Spatial inverse receptive fields per stimulus (rows in stimulus order), "
+                "array dims (stimulus, head, y, x)",
+                {
+                    "stimulus_id": (_id_column(sids), "stimulus identifier"),
+                    "spatial_irf": (np.asarray(results["spatial_irf_per_stimulus"]),
+                                    "attention weights averaged over channels, per head"),
+                },
+            )
+        )
 
     def rgb_images(name: str, stack: np.ndarray, what: str, description: str):
         imgs = [
@@ -654,6 +675,7 @@ def write_results(
     X: Any = None,
     metrics: bool = True,
     layer_correlations: bool = False,
+    spatial_per_stimulus: bool = False,
     source_metadata: bool = True,
 ) -> Path:
     """Write a fitted estimator's reconstructions, IRFs and metrics to NWB.
@@ -692,6 +714,9 @@ def write_results(
         Write the per-stimulus metrics table.
     layer_correlations : bool, default False
         Also compute and write AlexNet layer correlations (needs pretrained AlexNet weights).
+    spatial_per_stimulus : bool, default False
+        Also store the spatial IRFs of every stimulus (table ``irfa_spatial_irfs_per_stimulus``),
+        so their consistency can be re-analysed from the file.
     source_metadata : bool, default True
         Copy the session start time, subject and experimenter metadata of the source recording
         into the results file (needed for a clean nwbinspector report). A local source is
@@ -733,7 +758,8 @@ def write_results(
     if not append:
         meta = _read_source_metadata(source, dataset, local_source, source_metadata, record)
     results = compute_results(
-        estimator, dataset, X=X, metrics=metrics, layer_correlations=layer_correlations
+        estimator, dataset, X=X, metrics=metrics, layer_correlations=layer_correlations,
+        spatial_per_stimulus=spatial_per_stimulus,
     )
     record["stimulus_selection"] = results["stimulus_selection"]
     record["irfa_nwb_version"] = __version__
@@ -806,6 +832,11 @@ def _read_source_metadata(
     """Session metadata of the source recording (local, open NWBFile, or streamed)."""
     if _is_nwbfile(source):
         record.setdefault("identifier", str(source.identifier))
+        path = getattr(source, "container_source", None)
+        if path:
+            record.setdefault("source", str(path))
+        if source.units is not None:
+            record.setdefault("units_object_id", str(source.units.object_id))
         return _source_metadata(source)
     if not enabled:
         return {}
