@@ -95,3 +95,37 @@ def test_read_images_forms():
         read_images(42)
     with pytest.raises(FileNotFoundError):
         read_images(["/nonexistent/a.png"])
+
+
+def test_index_series_over_an_image_series(tmp_path, monkeypatch):
+    """Older files index an ImageSeries (indexed_timeseries) instead of Images."""
+    import warnings
+
+    import pynwb.core
+    from pynwb.image import ImageSeries, IndexSeries
+
+    # pynwb 4 refuses to *create* this deprecated form (it still reads it): allow it here
+    monkeypatch.setattr(
+        pynwb.core.NWBMixin, "_error_on_new_pass_on_construct", lambda self, error_msg: None
+    )
+
+    frames = np.arange(3 * 2 * 2, dtype=np.uint8).reshape(3, 2, 2)
+    nwb = new_nwbfile("indexed-ts")
+    template = ImageSeries(name="frames", data=frames, unit="N/A", rate=1.0, format="raw")
+    nwb.add_stimulus_template(template)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nwb.add_stimulus(
+            IndexSeries(
+                name="shown",
+                data=np.array([2, 0], np.uint32),
+                indexed_timeseries=template,
+                unit="N/A",
+                timestamps=[1.0, 2.0],
+            )
+        )
+    _file_with_units(nwb, [1.0, 2.0])
+    path = write(nwb, tmp_path / "its.nwb")
+    ds = load_dataset(path)
+    np.testing.assert_array_equal(ds["stimulus_id"].values, [2, 0])
+    np.testing.assert_array_equal(ds["images"].values[..., 0], frames)

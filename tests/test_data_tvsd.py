@@ -154,6 +154,10 @@ def test_convert_tvsd_roundtrip_and_inspector(tvsd, tmp_path):
     np.testing.assert_array_equal(ds["area"].values, ref["area"].values)
     np.testing.assert_array_equal(ds["electrode_group"].values, ref["electrode_group"].values)
     np.testing.assert_array_equal(ds["images"].values, tvsd["pixels"])
+    via_table = load_dataset(out, presentations="tvsd_presentations")
+    np.testing.assert_array_equal(via_table["responses"].values, ref["responses"].values)
+    np.testing.assert_array_equal(via_table["split"].values, ref["split"].values)
+    np.testing.assert_array_equal(via_table["images"].values, tvsd["pixels"])
 
     from nwbinspector import inspect_nwbfile
 

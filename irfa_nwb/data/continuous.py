@@ -77,6 +77,12 @@ def find_series(
             f"several series match {name!r}: {[p for p, _ in hits]}; pass the full path"
         )
     hits = [(p, s) for p, s in found if p.startswith(where + "/")]
+    if len(hits) > 1:  # several series: an ElectricalSeries, if only one, is the natural choice
+        from pynwb.ecephys import ElectricalSeries
+
+        electrical = [(p, s) for p, s in hits if isinstance(s, ElectricalSeries)]
+        if len(electrical) == 1:
+            return electrical[0]
     if len(hits) == 1:
         return hits[0]
     if not hits:
