@@ -312,7 +312,8 @@ def alexnet_features(
     model : torch.nn.Module, optional
         A torchvision AlexNet; default :func:`load_alexnet` (pretrained, no download).
     device : str, optional
-        Torch device; default that of the model's parameters.
+        Torch device; default that of the model's parameters when a model is given, else CUDA
+        when available, else CPU. (The model is moved there.)
     batch_size : int
         Images per forward pass.
 
@@ -332,6 +333,8 @@ def alexnet_features(
         raise InputError(f"AlexNet needs RGB images of shape (n, y, x, 3), got {arr.shape}")
     if model is None:
         model = load_alexnet()
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
     model.eval()
     if device is None:
         device = str(next(model.parameters()).device)
@@ -404,7 +407,11 @@ def alexnet_layer_correlations(
     _as_pair(stimuli, reconstructions)
     n = np.asarray(stimuli).shape[0]
     if model is None:
+        import torch
+
         model = load_alexnet()
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
     kw = {"layers": layers, "model": model, "device": device, "batch_size": batch_size}
     if stimulus_features is not None and all(name in stimulus_features for name in layers):
         fa = {name: np.asarray(stimulus_features[name]) for name in layers}

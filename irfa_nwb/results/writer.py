@@ -386,6 +386,9 @@ def compute_results(
         if targets is None:
             raise InputError("layer correlations need the stimulus images in the dataset")
         model = met.load_alexnet()
+        fit_device = str(getattr(estimator, "device_", "cpu") or "cpu")
+        if fit_device.startswith("cuda"):
+            model.to(fit_device)  # features on the estimator's GPU
         target_features = met.alexnet_features(targets, model=model)
         corr = met.alexnet_layer_correlations(targets, recon, model=model,
                                               stimulus_features=target_features)
