@@ -65,6 +65,8 @@ def test_per_area_windows_bins_and_rates(generic):
     assert ds["responses"].dims == ("presentation", "unit", "time_bin")
     np.testing.assert_array_equal(ds["responses"].values[..., 0], generic["bin0"])
     np.testing.assert_array_equal(ds["responses"].values[..., 1], generic["bin1"])
+    np.testing.assert_allclose(ds["bin_start"].values, [0.0, 0.1])
+    np.testing.assert_allclose(ds["bin_stop"].values, [0.1, 0.2])
 
     ds = load_dataset(generic["path"], window=(0.0, 0.2), rate=True)
     np.testing.assert_allclose(
@@ -195,3 +197,29 @@ def test_blocked_reads_give_the_same_answer(generic):
     np.testing.assert_array_equal(small, full[:, [2, 0, 3, 1]])
     np.testing.assert_array_equal(big, tiny)
     np.testing.assert_allclose(big, generic["mua"], rtol=1e-6)
+
+
+def test_in_memory_nwbfile_never_written():
+    """An NWBFile built in memory (lists instead of HDF5 datasets) loads the same way."""
+    from data_helpers import add_electrodes, add_images, new_nwbfile
+    from pynwb.image import IndexSeries
+
+    nwb = new_nwbfile("in-memory")
+    add_electrodes(nwb, {"arrayA": ("V1", 2)})
+    images = add_images(nwb, np.zeros((2, 3, 3, 3), dtype=np.uint8))
+    nwb.add_stimulus(
+        IndexSeries(
+            name="shown",
+            data=np.array([1, 0, 1], np.uint32),
+            indexed_images=images,
+            unit="N/A",
+            timestamps=[1.0, 2.0, 3.0],
+        )
+    )
+    nwb.add_unit(spike_times=[1.05, 1.1, 2.05, 3.5], electrodes=[0])
+    nwb.add_unit(spike_times=[3.01], electrodes=[1])
+    ds = load_dataset(nwb, window=(0.0, 0.2))
+    np.testing.assert_array_equal(ds["responses"].values, [[2, 0], [1, 0], [0, 1]])
+    np.testing.assert_array_equal(ds["stimulus_id"].values, [1, 0, 1])
+    assert ds.attrs["source"].startswith("<in-memory NWBFile")
+    np.testing.assert_array_equal(ds["rf_x"].values, [0.0, 1.0])

@@ -66,6 +66,7 @@ def test_average_repeats_time_bins_and_dataset(tmp_path):
     ds = load_dataset(truth["path"], bins=2)
     avg = average_repeats(ds)
     assert avg.dims == ("stimulus", "unit", "time_bin")
+    np.testing.assert_allclose(avg["bin_start"].values, [0.0, 0.1])
     counts = np.stack([truth["bin0"], truth["bin1"]], axis=-1)
     for s in range(3):
         np.testing.assert_allclose(avg.values[s], counts[truth["order"] == s].mean(0), rtol=1e-6)

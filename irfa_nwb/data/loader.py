@@ -332,7 +332,7 @@ def load_dataset(
                 "window_stop": stops.astype(np.float64),
             }
             attrs["windows"] = [f"{k}: {float(v[0])} {float(v[1])}" for k, v in windows.items()]
-        return build_dataset(
+        ds = build_dataset(
             values,
             meta,
             stim_ids,
@@ -342,6 +342,12 @@ def load_dataset(
             split=pres.split,
             extra_unit_coords=extra,
         )
+        if bins and not windows:
+            edges = win[0] + np.arange(int(bins) + 1) * (win[1] - win[0]) / int(bins)
+            ds = ds.assign_coords(
+                bin_start=("time_bin", edges[:-1]), bin_stop=("time_bin", edges[1:])
+            )
+        return ds
 
 
 def _select_ids(meta: pd.DataFrame, ids: Sequence[int]) -> pd.DataFrame:

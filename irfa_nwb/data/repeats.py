@@ -85,9 +85,9 @@ def average_repeats(data: xr.Dataset | xr.DataArray) -> xr.DataArray:
         "n_repeats": ("stimulus", n_rep),
         **_unit_coords(da),
     }
-    for d in other:
-        if d in da.coords and d != "unit":
-            coords[d] = da[d]
+    for name, coord in da.coords.items():
+        if coord.dims and all(d in other and d != "unit" for d in coord.dims):
+            coords[name] = coord
     if "split" in da.coords:
         split = np.asarray(da["split"].values).astype(str)
         per = np.empty(len(uniq), dtype=object)
