@@ -149,3 +149,17 @@ def test_list_stimulus_tables_generic(tmp_path):
     assert table.iloc[0]["kind"] == "IndexSeries"
     assert table.iloc[0]["images_in_file"] == "images"
     assert bool(table.iloc[0]["usable"])
+
+
+def test_numbered_tiff_folder_sorted_numerically(tmp_path):
+    import tifffile
+
+    from irfa_nwb.data.images import read_images
+
+    folder = tmp_path / "natural_scenes"
+    folder.mkdir()
+    for i in (0, 1, 2, 10, 11):
+        tifffile.imwrite(folder / f"{i}.tiff", np.full((3, 4), i, dtype=np.uint8))
+    got = read_images(folder)
+    assert list(got.names) == ["0", "1", "2", "10", "11"]
+    np.testing.assert_array_equal(got.pixels[:, 0, 0, 0], [0, 1, 2, 10, 11])

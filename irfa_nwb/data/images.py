@@ -9,6 +9,7 @@ templates).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +122,11 @@ def _read_file(path: Path) -> np.ndarray:
         raise InputError(f"cannot read image file {str(path)!r}: {err}") from err
 
 
+def _natural_key(path: Path) -> list[Any]:
+    """Sort key with numbers compared as numbers: ``2.tiff`` before ``10.tiff``."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+
+
 def read_images(images: Any, *, image_size: tuple[int, int] | None = None) -> ImageSet:
     """Read user-supplied images.
 
@@ -130,8 +136,9 @@ def read_images(images: Any, *, image_size: tuple[int, int] | None = None) -> Im
         - array ``(n, y, x)`` or ``(n, y, x, channel)``: ids are positions 0..n-1;
         - ``xarray.DataArray`` with a ``stimulus`` dim: ids from its ``stimulus_id`` (or
           ``stimulus``) coordinate when present;
-        - a folder: its image files (``.png .jpg .tif ...``) sorted by name; ids are positions
-          in that order and names are the file stems;
+        - a folder: its image files (``.png .jpg .tif ...``) sorted by name, numbers in names
+          compared as numbers (``2.tiff`` before ``10.tiff``, as AllenSDK names the natural
+          scenes); ids are positions in that order and names are the file stems;
         - a list of file paths: in the given order, names are the stems;
         - a mapping ``name -> array``.
     image_size : (int, int), optional
@@ -175,7 +182,10 @@ def read_images(images: Any, *, image_size: tuple[int, int] | None = None) -> Im
         if not folder.is_dir():
             files = [folder]
         else:
-            files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            files = sorted(
+                (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
+                key=_natural_key,
+            )
             if not files:
                 raise InputError(
                     f"folder {str(folder)!r} holds no image files ({', '.join(IMAGE_SUFFIXES)})"
