@@ -252,6 +252,8 @@ def test_explicit_X_and_string_ids(setup, tmp_path):
     assert res["spatial_irf_per_stimulus"].dims == ("stimulus", "head", "y", "x")
     assert res["stimulus_id"].values.tolist() == ["12", "10"]
     assert "pixel_r" not in res
+    with pytest.raises(InputError, match="stimulus_id"):
+        write_results(tmp_path / "r3.nwb", est, ds, X=X.values)
     # neither X nor the dataset carry unit coordinates: areas unknown
     assert list(res["area"].values) == ["unknown"] * 3
     assert res["n_units"].values.tolist() == [-1] * 3

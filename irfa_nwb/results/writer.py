@@ -344,6 +344,12 @@ def compute_results(
     selection = "X given by the caller"
     if X is None:
         X, selection = _default_X(dataset)
+    if not (isinstance(X, xr.DataArray) and "stimulus_id" in X.coords) and "images" in dataset:
+        raise InputError(
+            "X has no 'stimulus_id' coordinate, so its rows cannot be matched to the dataset's "
+            "images; pass X as an xarray.DataArray with a stimulus_id coordinate (as made by "
+            "irfa_nwb.average_repeats or irfa_nwb.data.to_training_pair)"
+        )
     recon = np.asarray(estimator.predict(X), dtype=np.float32)
     spatial = np.asarray(estimator.spatial_fields(X), dtype=np.float64)
     feature = np.asarray(estimator.feature_fields(X), dtype=np.float64)
