@@ -23,25 +23,132 @@ if TYPE_CHECKING:
     from .irfa import IRFA
 
 
-def _autocast(est: IRFA, device: torch.device):
-    """Autocast context and gradient scaler for the configured mixed precision."""
-    use = device.type == "cuda" and est.mixed_precision in ("auto", True)
-    if not use:
-        return contextlib.nullcontext, None
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
-    return (lambda: torch.autocast("cuda", dtype=dtype)), scaler
+class TrainingStep:
+    """One generator + discriminator update of IRFA (pix2pix-style conditional GAN).
 
+    Parameters
+    ----------
+    network : IRFANetwork
+        Attention layer + U-Net; must provide ``forward_with_attention``.
+    discriminator : PatchDiscriminator or None
+        None turns the adversarial term off.
+    perceptual : module or None
+        ``perceptual(prediction, target)`` → scalar loss; None turns the term off.
+    pixel_weight, perceptual_weight, adversarial_weight : float
+    lr, discriminator_lr : float
+        Adam learning rates (betas (0.5, 0.999) and (0.3, 0.999) as published).
+    history_size : int
+        Capacity of the buffer of past fakes replayed to the discriminator.
+    discriminator_every : int
+        Update the discriminator on every this many calls.
+    generator : torch.Generator
+        Randomness of the history buffer.
+    mixed_precision : bool
+        Autocast on CUDA (bfloat16 where supported, else float16 with loss scaling).
+    """
 
-def _step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler) -> None:
-    optimizer.zero_grad(set_to_none=True)
-    if scaler is None:
-        loss.backward()
-        optimizer.step()
-    else:
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+    def __init__(
+        self,
+        network,
+        discriminator,
+        perceptual,
+        *,
+        pixel_weight: float,
+        perceptual_weight: float,
+        adversarial_weight: float,
+        lr: float,
+        discriminator_lr: float,
+        history_size: int = 50,
+        discriminator_every: int = 1,
+        generator: torch.Generator | None = None,
+        mixed_precision: bool = False,
+    ) -> None:
+        self.network = network
+        self.discriminator = discriminator
+        self.perceptual = perceptual
+        self.weights = (pixel_weight, perceptual_weight, adversarial_weight)
+        self.discriminator_every = discriminator_every
+        self.buffer = HistoryBuffer(history_size, 0.5, generator=generator)
+        self.opt_g = torch.optim.Adam(network.parameters(), lr=lr, betas=(0.5, 0.999))
+        self.opt_d = (
+            torch.optim.Adam(discriminator.parameters(), lr=discriminator_lr, betas=(0.3, 0.999))
+            if discriminator is not None
+            else None
+        )
+        device = next(network.parameters()).device
+        self.device = device
+        self.mixed_precision = bool(mixed_precision) and device.type == "cuda"
+        self.amp_dtype = None
+        self.scalers = (None, None)
+        if self.mixed_precision:
+            bf16 = torch.cuda.is_bf16_supported()
+            self.amp_dtype = torch.bfloat16 if bf16 else torch.float16
+            if not bf16:
+                self.scalers = (torch.amp.GradScaler("cuda"), torch.amp.GradScaler("cuda"))
+        self.calls = 0
+
+    def autocast(self):
+        if not self.mixed_precision:
+            return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=self.amp_dtype)
+
+    @staticmethod
+    def _update(loss: torch.Tensor, optimizer, scaler) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+
+    def __call__(self, inputs: list[torch.Tensor], target: torch.Tensor) -> dict:
+        """Update on one batch; returns the detached losses (``loss_discriminator`` may be None)."""
+        pixel_w, perceptual_w, adversarial_w = self.weights
+        network, discriminator = self.network, self.discriminator
+        with self.autocast():
+            features, fake = network.forward_with_attention(inputs)
+        fake = fake.float()
+        features = features.float()
+        c = features.shape[1]
+        loss_d = None
+        # discriminator: real pairs against (replayed) fake pairs
+        if discriminator is not None and self.calls % self.discriminator_every == 0:
+            pooled = self.buffer(torch.cat([features.detach(), fake.detach()], dim=1))
+            with self.autocast():
+                real_logits = discriminator(features.detach(), target)
+                fake_logits = discriminator(pooled[:, :c], pooled[:, c:])
+            loss_d = 0.5 * (
+                adversarial_loss(real_logits.float(), True)
+                + adversarial_loss(fake_logits.float(), False)
+            )
+            self._update(loss_d, self.opt_d, self.scalers[1])
+            loss_d = loss_d.detach()
+        # generator
+        zero = torch.zeros((), device=fake.device)
+        loss_pix = F.l1_loss(fake, target)
+        loss_perc, loss_adv = zero, zero
+        loss_g = pixel_w * loss_pix
+        if self.perceptual is not None:
+            with self.autocast():
+                loss_perc = self.perceptual(fake, target).float()
+            loss_g = loss_g + perceptual_w * loss_perc
+        if discriminator is not None:
+            discriminator.requires_grad_(False)
+            with self.autocast():
+                loss_adv = adversarial_loss(discriminator(features, fake).float(), True)
+            discriminator.requires_grad_(True)
+            loss_g = loss_g + adversarial_w * loss_adv
+        self._update(loss_g, self.opt_g, self.scalers[0])
+        self.calls += 1
+        return {
+            "loss_generator": loss_g.detach(),
+            "loss_pixel": loss_pix.detach(),
+            "loss_perceptual": loss_perc.detach(),
+            "loss_adversarial": loss_adv.detach(),
+            "loss_discriminator": loss_d,
+        }
 
 
 def build_networks(
@@ -109,15 +216,21 @@ def train(est: IRFA, X: np.ndarray, images: np.ndarray) -> None:
         perceptual = perceptual.to(device)
 
     generator_rng = torch.Generator().manual_seed(seed)
-    buffer = HistoryBuffer(est.history_size, 0.5, generator=generator_rng)
-    opt_g = torch.optim.Adam(network.parameters(), lr=est.lr, betas=(0.5, 0.999))
-    opt_d = (
-        torch.optim.Adam(discriminator.parameters(), lr=est.discriminator_lr, betas=(0.3, 0.999))
-        if discriminator is not None
-        else None
+    step = TrainingStep(
+        network,
+        discriminator,
+        perceptual,
+        pixel_weight=est.pixel_weight,
+        perceptual_weight=est.perceptual_weight,
+        adversarial_weight=est.adversarial_weight,
+        lr=est.lr,
+        discriminator_lr=est.discriminator_lr,
+        history_size=est.history_size,
+        discriminator_every=est.discriminator_every,
+        generator=generator_rng,
+        mixed_precision=est.mixed_precision in ("auto", True),
     )
-    autocast, scaler = _autocast(est, device)
-    est.mixed_precision_ = autocast is not contextlib.nullcontext
+    est.mixed_precision_ = step.mixed_precision
 
     bs = min(est.batch_size, len(train_idx))
     loader = DataLoader(
@@ -136,69 +249,36 @@ def train(est: IRFA, X: np.ndarray, images: np.ndarray) -> None:
     est.n_epochs_ = 0
     best = (math.inf, None)
     since_best = 0
-    c = est.channels
 
     progress = None
     if est.verbose:
         from tqdm.auto import tqdm
 
-        progress = tqdm(total=est.epochs, desc="IRFA fit", unit="epoch")
-    step = 0
+        progress = tqdm(total=est.epochs * len(loader), desc="IRFA fit", unit="batch")
     try:
         for epoch in range(1, est.epochs + 1):
             start = time.perf_counter()
             network.train()
             if discriminator is not None:
                 discriminator.train()
-            sums = dict.fromkeys(
-                ("loss_generator", "loss_pixel", "loss_perceptual", "loss_adversarial"), 0.0
-            )
-            d_sum, d_count, batches = 0.0, 0, 0
+            sums: dict[str, torch.Tensor] = {}
+            d_sum, d_count, batches = torch.zeros((), device=device), 0, 0
             for xb, yb in loader:
                 xb = xb.to(device, non_blocking=True)
                 yb = yb.to(device, non_blocking=True)
-                with autocast():
-                    features, fake = network.forward_with_attention(split_heads(xb, index))
-                fake = fake.float()
-                features = features.float()
-                # discriminator update on real pairs and (replayed) fake pairs
-                if discriminator is not None and step % est.discriminator_every == 0:
-                    pooled = buffer(torch.cat([features.detach(), fake.detach()], dim=1))
-                    with autocast():
-                        real_logits = discriminator(features.detach(), yb)
-                        fake_logits = discriminator(pooled[:, :c], pooled[:, c:])
-                    loss_d = 0.5 * (
-                        adversarial_loss(real_logits.float(), True)
-                        + adversarial_loss(fake_logits.float(), False)
-                    )
-                    _step(loss_d, opt_d, scaler)
-                    d_sum += float(loss_d.detach())
+                losses = step(split_heads(xb, index), yb)
+                loss_d = losses.pop("loss_discriminator")
+                if loss_d is not None:
+                    d_sum = d_sum + loss_d
                     d_count += 1
-                # generator update
-                loss_pix = F.l1_loss(fake, yb)
-                loss_g = est.pixel_weight * loss_pix
-                loss_perc = torch.zeros((), device=device)
-                loss_adv = torch.zeros((), device=device)
-                if perceptual is not None:
-                    with autocast():
-                        loss_perc = perceptual(fake, yb).float()
-                    loss_g = loss_g + est.perceptual_weight * loss_perc
-                if discriminator is not None:
-                    discriminator.requires_grad_(False)
-                    with autocast():
-                        loss_adv = adversarial_loss(discriminator(features, fake).float(), True)
-                    discriminator.requires_grad_(True)
-                    loss_g = loss_g + est.adversarial_weight * loss_adv
-                _step(loss_g, opt_g, scaler)
-                for key, value in zip(
-                    sums, (loss_g, loss_pix, loss_perc, loss_adv), strict=True
-                ):
-                    sums[key] += float(value.detach())
+                for key, value in losses.items():
+                    sums[key] = sums.get(key, 0.0) + value
                 batches += 1
-                step += 1
+                if progress is not None:
+                    progress.update(1)
             record = {"epoch": epoch}
-            record.update({k: v / max(batches, 1) for k, v in sums.items()})
-            record["loss_discriminator"] = d_sum / d_count if d_count else float("nan")
+            record.update({k: float(v) / max(batches, 1) for k, v in sums.items()})
+            record["loss_discriminator"] = float(d_sum) / d_count if d_count else float("nan")
             record["val_loss"] = (
                 _validation_loss(est, network, perceptual, responses[val_idx],
                                  targets[val_idx], index, device)
@@ -209,8 +289,8 @@ def train(est: IRFA, X: np.ndarray, images: np.ndarray) -> None:
             est.history_.append(record)
             est.n_epochs_ = epoch
             if progress is not None:
-                progress.update(1)
-                shown = {"loss": f"{record['loss_generator']:.4f}"}
+                loss = record["loss_generator"]
+                shown = {"epoch": f"{epoch}/{est.epochs}", "loss": f"{loss:.4f}"}
                 if len(val_idx):
                     shown["val"] = f"{record['val_loss']:.4f}"
                 progress.set_postfix(shown)
