@@ -192,7 +192,7 @@ def test_blocked_reads_give_the_same_answer(generic):
         )
         _, series = find_series(nwb, "MUA")
         big = window_means(series, np.arange(4), onsets, starts, stops)
-        tiny = window_means(series, np.arange(4), onsets, starts, stops, max_rows_per_read=250)
+        tiny = window_means(series, np.arange(4), onsets, starts, stops, max_values_per_read=1000)
     np.testing.assert_array_equal(full, generic["bin0"] + generic["bin1"])
     np.testing.assert_array_equal(small, full[:, [2, 0, 3, 1]])
     np.testing.assert_array_equal(big, tiny)

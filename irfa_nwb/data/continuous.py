@@ -2,7 +2,7 @@
 
 A series is a ``TimeSeries`` / ``ElectricalSeries`` with data (time, channel) in ``processing``
 or ``acquisition``. The window mean of every channel after every onset is computed from blocks
-of rows read in one go (at most ``max_rows_per_read`` samples at a time), with cumulative sums.
+of rows read in one go (at most ``max_values_per_read`` values at a time), with cumulative sums.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def window_means(
     stops: np.ndarray,
     *,
     bins: int | None = None,
-    max_rows_per_read: int = 2_000_000,
+    max_values_per_read: int = 20_000_000,
 ) -> np.ndarray:
     """Mean of each channel over ``[onset + start, onset + stop)`` for every onset.
 
@@ -160,8 +160,9 @@ def window_means(
         Window per channel relative to onset (s).
     bins : int, optional
         Split each window into this many equal bins.
-    max_rows_per_read : int
-        Largest number of samples (rows) read at once.
+    max_values_per_read : int
+        Largest number of values (samples x channels of the series) read at once; a single
+        window longer than that is still read whole.
 
     Returns
     -------
@@ -192,13 +193,15 @@ def window_means(
     lo_all = np.min([e[:, 0] for e, _ in edge_sets], axis=0)
     hi_all = np.max([e[:, -1] for e, _ in edge_sets], axis=0)
     order = np.argsort(lo_all, kind="stable")
+    width = 1 if one_d else int(data.shape[1])
+    max_rows = max(1, int(max_values_per_read) // width)
     i = 0
     empty = 0
     while i < len(order):
         lo = int(lo_all[order[i]])
         hi = int(hi_all[order[i]])
         j = i + 1
-        while j < len(order) and max(hi, int(hi_all[order[j]])) - lo <= max_rows_per_read:
+        while j < len(order) and max(hi, int(hi_all[order[j]])) - lo <= max_rows:
             hi = max(hi, int(hi_all[order[j]]))
             j += 1
         members = order[i:j]
