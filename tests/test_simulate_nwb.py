@@ -38,6 +38,11 @@ def test_passes_nwbinspector(files, mode):
     nwbinspector = pytest.importorskip("nwbinspector")
     messages = list(nwbinspector.inspect_nwbfile(nwbfile_path=str(files[mode])))
     assert messages == [], [f"{m.check_function_name}: {m.message}" for m in messages]
+    dandi = nwbinspector.load_config("dandi")
+    assert list(nwbinspector.inspect_nwbfile(nwbfile_path=str(files[mode]), config=dandi)) == []
+    from pynwb import validate
+
+    assert list(validate(path=str(files[mode]))) == []  # valid against the NWB schema
 
 
 @pytest.mark.parametrize("mode", ["spikes", "mua"])

@@ -61,6 +61,7 @@ _N_TEMPLATES = 3  # low-frequency templates per IT unit
 _EPS = 1e-5
 _N_REFERENCE = 256  # patches used to fix the standardisation constants
 _CHUNK = 128  # images per FFT chunk
+_BLOCK = 1024  # images per block of expected_counts
 
 
 def _channels(images: np.ndarray) -> np.ndarray:
@@ -361,6 +362,14 @@ class VirtualCortex:
         numpy.ndarray
             ``(n, n_units)`` float64 expected counts (noise-free responses).
         """
+        images = np.asarray(images)
+        if images.ndim == 4 and images.shape[0] > _BLOCK:  # bound the working memory
+            return np.concatenate(
+                [
+                    self.expected_counts(images[i : i + _BLOCK])
+                    for i in range(0, images.shape[0], _BLOCK)
+                ]
+            )
         z = self._drive(images)
         act = 1.0 / (1.0 + np.exp(-self.gain * (z - self.threshold)))
         rate = self.baseline_rate + (self.max_rate - self.baseline_rate) * act
