@@ -152,7 +152,7 @@ def test_list_stimulus_tables_generic(tmp_path):
 
 
 def test_numbered_tiff_folder_sorted_numerically(tmp_path):
-    import tifffile
+    tifffile = pytest.importorskip("tifffile")
 
     from irfa_nwb.data.images import read_images
 
