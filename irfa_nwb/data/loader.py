@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .._version import __version__
 from ..errors import InputError, NWBLayoutError
 from .continuous import channel_metadata, find_series, window_means
 from .images import ImageSet, read_images
@@ -259,6 +260,7 @@ def load_dataset(
             responses == "auto" and nwb.units is not None and len(nwb.units) > 0 and not envelope
         )
         attrs: dict[str, Any] = dict(prov)
+        attrs["irfa_nwb_version"] = __version__
         if use_units:
             meta = unit_metadata(nwb, units=units, quality=quality)
             starts, stops = _unit_windows(meta["area"].to_numpy().astype(str), win, windows)
