@@ -71,6 +71,7 @@ RESULT_NAMES: tuple[str, ...] = (
 )
 
 PAPER_DOI = "https://doi.org/10.48550/arXiv.2501.03051"
+_KEYWORDS = ("image reconstruction", "inverse receptive fields", "IRFA")
 
 # ----------------------------------------------------------------------------- inputs
 
@@ -432,8 +433,16 @@ def _build_containers(
     from pynwb.base import ImageReferences, Images
     from pynwb.image import GrayscaleImage, RGBImage
 
+    def packed(data: Any) -> Any:
+        # gzip large numeric arrays (per-stimulus IRFs); small ones stay plain
+        if isinstance(data, np.ndarray) and data.dtype.kind == "f" and data.nbytes > 2**20:
+            from hdmf.backends.hdf5 import H5DataIO
+
+            return H5DataIO(data, compression="gzip", compression_opts=4, shuffle=True)
+        return data
+
     def table(name: str, description: str, columns: Mapping[str, tuple[Any, str]]):
-        cols = [VectorData(name=key, description=desc, data=data)
+        cols = [VectorData(name=key, description=desc, data=packed(data))
                 for key, (data, desc) in columns.items()]
         return DynamicTable(name=name, description=description, columns=cols)
 
@@ -812,9 +821,14 @@ def write_results(
                 experimenter=meta.pop("experimenter", None),
                 institution=meta.pop("institution", None),
                 lab=meta.pop("lab", None),
-                keywords=meta.pop("keywords", None),
+                keywords=list(dict.fromkeys(
+                    [*(meta.pop("keywords", None) or []), *_KEYWORDS]
+                )),
                 session_id=meta.pop("session_id", None),
-                experiment_description=meta.pop("experiment_description", None),
+                experiment_description=meta.pop("experiment_description", None) or (
+                    "Natural images reconstructed from visual-cortex responses with the inverse "
+                    "receptive field attention (IRFA) model"
+                ),
                 data_collection=(
                     "Analysis results only; the recorded data stay in the source file named in "
                     "analysis/irfa_source."
