@@ -363,3 +363,20 @@ def test_open_nwbfile_as_source(setup, tmp_path):
     assert len(res.attrs["source"]["units_object_id"]) == 36
     with pynwb.NWBHDF5IO(str(out), "r") as io:
         assert io.read().subject.species == "Macaca mulatta"
+
+
+def test_failed_write_leaves_nothing_behind(setup, tmp_path, monkeypatch):
+    src, ds, est = setup
+    before = _sha(src)
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(pynwb.NWBHDF5IO, "write", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_results(tmp_path / "results.nwb", est, ds)
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_results(src, est, ds, append=True)
+    assert not (tmp_path / "results.nwb").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["source.nwb"]
+    assert _sha(src) == before
