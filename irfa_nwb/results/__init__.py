@@ -10,6 +10,6 @@ imports torch lazily through :mod:`irfa_nwb.analysis.metrics`).
 """
 
 from .reader import read_results
-from .writer import RESULT_NAMES, write_results
+from .writer import RESULT_NAMES, compute_results, write_results
 
-__all__ = ["RESULT_NAMES", "read_results", "write_results"]
+__all__ = ["RESULT_NAMES", "compute_results", "read_results", "write_results"]
