@@ -33,6 +33,9 @@ def test_simulated_recording_to_results_and_report(tmp_path, monkeypatch):
     assert hashlib.sha256(src.read_bytes()).hexdigest() == digest
     messages = list(nwbinspector.inspect_nwbfile(nwbfile_path=str(out)))
     assert messages == [], [(m.check_function_name, m.message) for m in messages]
+    dandi = nwbinspector.load_config("dandi")  # the stricter DANDI upload configuration
+    messages = list(nwbinspector.inspect_nwbfile(nwbfile_path=str(out), config=dandi))
+    assert messages == [], [(m.check_function_name, m.message) for m in messages]
 
     res = irfa_nwb.read_results(out)
     test_ids = np.unique(ds["stimulus_id"].values[ds["split"].values == "test"])

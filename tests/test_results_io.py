@@ -222,6 +222,9 @@ def test_nwbinspector_clean(setup, tmp_path):
     out = write_results(tmp_path / "results.nwb", est, ds)
     messages = list(nwbinspector.inspect_nwbfile(nwbfile_path=str(out)))
     assert messages == [], [(m.check_function_name, m.message, m.location) for m in messages]
+    dandi = nwbinspector.load_config("dandi")
+    messages = list(nwbinspector.inspect_nwbfile(nwbfile_path=str(out), config=dandi))
+    assert messages == [], [(m.check_function_name, m.message, m.location) for m in messages]
     # the inspector does flag problems in this setup: a source without a subject
     bare = tmp_path / "bare.nwb"
     with pynwb.NWBHDF5IO(str(bare), "w") as io:
