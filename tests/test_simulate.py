@@ -298,3 +298,35 @@ def test_default_size_is_fast():
     ds = irfa_nwb.simulate(seed=0)
     assert ds["responses"].shape == (1000 - 50 + 50 * 10, 192)
     assert time.perf_counter() - t0 < 60
+
+
+def test_each_array_carries_the_pixels_at_its_rf_centre():
+    """Pixels best decoded (linearly) from one array lie at that array's true RF centre.
+
+    This is what IRFA's spatial IRFs should find in the simulated data.
+    """
+    from scipy.ndimage import gaussian_filter
+    from sklearn.linear_model import Ridge
+
+    ds = simulate(n_stimuli=700, n_test=0, image_size=32, units_per_array=16, seed=0)
+    r = ds["responses"]
+    X = r.values.astype(float)
+    lum = ds["images"].values[r["stimulus_id"].values].astype(float).mean(axis=-1)
+    Y = lum.reshape(len(lum), -1) / 255
+    train, test = slice(0, 550), slice(550, None)
+    centres = array_rf_centres(ds)
+    dist = {}
+    for g in centres["electrode_group"].values:
+        m = r["electrode_group"].values == g
+        Z = (X[:, m] - X[train, m].mean(0)) / X[train, m].std(0)
+        pred = Ridge(alpha=100.0).fit(Z[train], Y[train]).predict(Z[test])
+        a, b = pred - pred.mean(0), Y[test] - Y[test].mean(0)
+        corr = (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0))
+        smooth = gaussian_filter(corr.reshape(32, 32), 1.0)
+        iy, ix = np.unravel_index(smooth.argmax(), smooth.shape)
+        cx_ = float(centres["rf_x"].sel(electrode_group=g))
+        cy_ = float(centres["rf_y"].sel(electrode_group=g))
+        dist[str(g)] = np.hypot((ix + 0.5) / 32 - cx_, (iy + 0.5) / 32 - cy_)
+    assert max(d for g, d in dist.items() if g.startswith("V1")) < 0.06, dist  # < 2 px
+    assert max(d for g, d in dist.items() if g.startswith("V4")) < 0.12, dist
+    assert max(dist.values()) < 0.2, dist

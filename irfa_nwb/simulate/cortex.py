@@ -13,7 +13,8 @@ Areas
 V1
     Gabor-energy units: a quadrature pair of Gabor filters (luminance, or for some units a
     red-green / blue-yellow opponent channel) with a small Gaussian envelope; feature is
-    ``log(even**2 + odd**2)``. A uniform image gives zero energy, hence the baseline rate.
+    ``log(even**2 + odd**2 + floor)``. A uniform image gives zero energy: the lowest drive
+    (the floor acts as a contrast threshold), whatever lies outside the RF.
 V4
     Larger Gaussian RFs pooling Gabor-energy maps (4 orientations x 2 spatial frequencies,
     computed by FFT over the whole image) with an orientation tuning (one preferred
@@ -265,11 +266,13 @@ class VirtualCortex:
         if "V1" in p:
             v1 = p["V1"]
             energy = np.empty((n, v1["channel"].size), dtype=np.float32)
+            local = np.empty_like(energy)
             for c in range(3):
                 idx = np.flatnonzero(v1["channel"] == c)
                 if idx.size:
                     energy[:, idx] = get(f"v1_even_{c}") ** 2 + get(f"v1_odd_{c}") ** 2
-            out["V1"] = np.log(energy + _EPS)[..., None]
+                    local[:, idx] = get(f"v1_mean_{c}")
+            out["V1"] = np.stack([np.log(energy + _EPS), local], axis=-1)
         maps = None
         if "V4" in p or "IT" in p:
             maps = p["bank"].energy(planes[0].reshape(n, s, s))
@@ -279,7 +282,7 @@ class VirtualCortex:
             pooled = np.einsum("ncp,pu->ncu", maps, v4["window_pooled"], optimize=True)
             shape = np.einsum("ncu,cu->nu", pooled, v4["tuning"])
             colour = get("v4_rg") + get("v4_by")
-            out["V4"] = np.stack([np.log(shape + _EPS), colour], axis=-1)
+            out["V4"] = np.stack([np.log(shape + _EPS), colour, get("v4_lum")], axis=-1)
         if "IT" in p:
             it = p["IT"]
             mean = [get(f"it_mean_{c}") for c in range(3)]
@@ -321,10 +324,12 @@ class VirtualCortex:
                 if idx.size:
                     add(f"v1_even_{c}", c, v1["even"][:, idx])
                     add(f"v1_odd_{c}", c, v1["odd"][:, idx])
+                    add(f"v1_mean_{c}", c, v1["mean_window"][:, idx])
         if "V4" in p:
             v4 = p["V4"]
             add("v4_rg", 1, v4["window"] * v4["colour"][0])
             add("v4_by", 2, v4["window"] * v4["colour"][1])
+            add("v4_lum", 0, v4["window"])
         if "IT" in p:
             it = p["IT"]
             for c in range(3):
@@ -518,14 +523,17 @@ def make_cortex(
         theta = rng.uniform(0, np.pi, size=u.size)
         channel = rng.choice(3, size=u.size, p=[0.7, 0.15, 0.15])
         even, odd = _gabor_pairs(s, rf_x[u], rf_y[u], sig, lam, theta)
+        # ON / OFF sensitivity to the mean of the unit's channel around the RF centre
+        on_off = rng.choice([-1.0, 1.0], size=u.size) * rng.uniform(0.5, 1.0, size=u.size)
         params["V1"] = {
             "units": u,
             "even": even,
             "odd": odd,
+            "mean_window": _gaussians(s, rf_x[u], rf_y[u], 1.5 * sig).astype(np.float32),
             "channel": channel,
             "theta": theta,
             "wavelength": lam,
-            "weights": np.ones((u.size, 1)),
+            "weights": np.stack([np.ones(u.size), on_off], axis=1),
         }
     if any(arrays.get(a, 0) for a in ("V4", "IT")):
         params["bank"] = _EnergyBank.build(s)
@@ -552,7 +560,14 @@ def make_cortex(
             "window_pooled": _pool_windows(win, s).astype(np.float32),
             "tuning": tuning.astype(np.float32),
             "colour": colour_dir.astype(np.float32),
-            "weights": np.stack([np.ones(u.size), colour_w], axis=1),
+            "weights": np.stack(
+                [
+                    np.ones(u.size),
+                    colour_w,
+                    rng.choice([-1.0, 1.0], size=u.size) * rng.uniform(0.3, 0.8, size=u.size),
+                ],
+                axis=1,
+            ),
         }
     if arrays.get("IT", 0):
         u = np.flatnonzero(area_a == "IT")
