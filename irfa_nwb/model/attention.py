@@ -83,6 +83,59 @@ def _assemble(top: Tensor, left: Tensor, mid: Tensor, right: Tensor, bottom: Ten
     return torch.cat([top, torch.cat([left, mid, right], dim=-1), bottom], dim=-2)
 
 
+class _InteriorAttention(torch.autograd.Function):
+    """Output image from the factorised interior and the exact border strips.
+
+    Forward: ``A = (Σ_h ey·ex·(vx + vy)) / D`` on the interior block (three batched matrix
+    products), border strips copied around it, written once into the output. Backward uses the
+    closed-form gradients of the ratio, so only ``D``, the output and the small factors are
+    kept: no ``(n, H, c, i, i)`` tensor and no numerator are stored. Pixels where ``D`` is
+    tiny (``inf`` in ``denom``) come out as 0 with zero gradient; the caller fills them in.
+    """
+
+    @staticmethod
+    def forward(ctx, ey, ex, vy, vx, rows, cols, denom, before: int):
+        # ey, vy: (n, c, m, H); ex, vx: (n, c, H, m); rows: (n, c, k-1, i); cols: (n, c, m, k-1)
+        n, c, m, _ = ey.shape
+        i = rows.shape[-1]
+        out = ey.new_empty(n, c, i, i)
+        inner = slice(before, before + m)
+        numer = torch.matmul(torch.cat([ey, ey * vy], dim=-1), torch.cat([ex * vx, ex], dim=-2))
+        torch.div(numer, denom, out=out[..., inner, inner])
+        del numer
+        out[..., :before, :] = rows[..., :before, :]
+        out[..., before + m :, :] = rows[..., before:, :]
+        out[..., inner, :before] = cols[..., :before]
+        out[..., inner, before + m :] = cols[..., before:]
+        ctx.before = before
+        ctx.save_for_backward(ey, ex, vy, vx, denom, out)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        ey, ex, vy, vx, denom, out = ctx.saved_tensors
+        before, m = ctx.before, ey.shape[2]
+        inner = slice(before, before + m)
+        p = grad[..., inner, inner] / denom  # dL/dnumer
+        ex_t = ex.transpose(-1, -2)
+        # numer = [ey, ey*vy] @ [ex*vx; ex], denom = ey @ ex
+        right = torch.matmul(p, torch.cat([(ex * vx).transpose(-1, -2), ex_t], dim=-1))
+        left = torch.matmul(torch.cat([ey, ey * vy], dim=-1).transpose(-1, -2), p)
+        q = p.mul_(out[..., inner, inner])  # -dL/ddenom, in place: p is no longer needed
+        p_exvx, p_ex = right.split(ey.shape[-1], dim=-1)
+        ey_p, eyvy_p = left.split(ey.shape[-1], dim=-2)
+        q_ex = torch.matmul(q, ex_t)
+        d_ey = p_exvx + vy * p_ex - q_ex
+        d_vy = ey * p_ex
+        ey_q = torch.matmul(ey.transpose(-1, -2), q)
+        d_ex = vx * ey_p + eyvy_p - ey_q
+        d_vx = ex * ey_p
+        d_rows = torch.cat([grad[..., :before, :], grad[..., before + m :, :]], dim=-2)
+        d_cols = torch.cat([grad[..., inner, :before], grad[..., inner, before + m :]], dim=-1)
+        return d_ey, d_ex, d_vy, d_vx, d_rows, d_cols, None, None
+
+
 class InverseReceptiveFieldAttention(nn.Module):
     """Multi-head embedding, positional encoding and transpose attention of IRFA.
 
@@ -271,7 +324,7 @@ class InverseReceptiveFieldAttention(nn.Module):
             masks[1 + before + j, before + after - j :] = 0
         return masks
 
-    def _factors(self, inputs: Sequence[Tensor]) -> _Factors:
+    def _factors(self, inputs: Sequence[Tensor], track_denominator: bool = True) -> _Factors:
         e = self.embed(inputs)
         n, h, _ = e.shape
         dtype = torch.promote_types(e.dtype, torch.float32)
@@ -291,10 +344,14 @@ class InverseReceptiveFieldAttention(nn.Module):
         sy = sy.reshape(n, h, k, c, i) * scale
         inner = slice(before, i - after)
         sx0, sy0 = sx[:, :, 0, :, inner], sy[:, :, 0, :, inner]
-        ex = torch.exp(sx0 - sx0.amax(dim=1, keepdim=True))
-        ey = torch.exp(sy0 - sy0.amax(dim=1, keepdim=True))
-        # D[n, o, y, x] = sum_h ey[n, h, o, y] * ex[n, h, o, x]
-        denom = torch.matmul(ey.permute(0, 2, 3, 1), ex.permute(0, 2, 1, 3))
+        # the shifts cancel exactly in every ratio below, so they carry no gradient (and keep
+        # no score tensor alive for the backward pass)
+        ex = torch.exp(sx0 - sx0.detach().amax(dim=1, keepdim=True))
+        ey = torch.exp(sy0 - sy0.detach().amax(dim=1, keepdim=True))
+        # D[n, o, y, x] = sum_h ey[n, h, o, y] * ex[n, h, o, x]; the forward pass differentiates
+        # through it in closed form (_InteriorAttention), the field methods through autograd
+        with torch.set_grad_enabled(track_denominator and torch.is_grad_enabled()):
+            denom = torch.matmul(ey.permute(0, 2, 3, 1), ex.permute(0, 2, 1, 3))
         # both exponentials tiny: the products lose precision (and 1/D^2 in the backward pass
         # overflows) -> evaluate those pixels directly. float32: D < ~7e-16.
         tiny = torch.finfo(dtype).tiny ** 0.4
@@ -348,29 +405,31 @@ class InverseReceptiveFieldAttention(nn.Module):
         return scores, values
 
     def _forward_factorized(self, inputs: Sequence[Tensor]) -> Tensor:
-        f = self._factors(inputs)
+        f = self._factors(inputs, track_denominator=False)
         before, after = _same_padding(self.kernel_size)
         inner = slice(before, self.image_size - after)
-        ey_t = f.ey.permute(0, 2, 3, 1)  # (n, c, y, H)
-        ex_t = f.ex.permute(0, 2, 1, 3)  # (n, c, H, x)
-        vx_t = f.vx[..., inner].permute(0, 2, 1, 3)
-        vy_t = f.vy[..., inner].permute(0, 2, 3, 1)
-        # sum_h ey*ex*(vx + vy) as one product of (y x 2H) by (2H x x)
-        numer = torch.matmul(
-            torch.cat([ey_t, ey_t * vy_t], dim=-1), torch.cat([ex_t * vx_t, ex_t], dim=-2)
-        )
-        if f.underflow is None:
-            mid = numer / f.denom
-        else:
-            scores, values = self._pixel_scores(f)
-            direct = (torch.softmax(scores, dim=-1) * values).sum(-1)
-            mid = (numer * _reciprocal(f)).index_put(f.underflow, direct)
         row_s, row_v, col_s, col_v = self._strips(f)
         rows = (torch.softmax(row_s, dim=1) * row_v).sum(1)
         cols = (torch.softmax(col_s, dim=1) * col_v).sum(1)
-        top, bottom = self._split_rows(rows)
-        left, right = self._split_cols(cols)
-        return _assemble(top, left, mid, right, bottom)
+        denom = f.denom
+        if f.underflow is not None:
+            denom = denom.index_put(f.underflow, torch.tensor(math.inf, dtype=denom.dtype))
+        out = _InteriorAttention.apply(
+            f.ey.permute(0, 2, 3, 1),  # (n, c, y, H)
+            f.ex.permute(0, 2, 1, 3),  # (n, c, H, x)
+            f.vy[..., inner].permute(0, 2, 3, 1),
+            f.vx[..., inner].permute(0, 2, 1, 3),
+            rows,
+            cols,
+            denom,
+            before,
+        )
+        if f.underflow is not None:
+            scores, values = self._pixel_scores(f)
+            direct = (torch.softmax(scores, dim=-1) * values).sum(-1)
+            nb, ob, yb, xb = f.underflow
+            out = out.index_put((nb, ob, yb + before, xb + before), direct)
+        return out
 
     def _spatial_factorized(self, inputs: Sequence[Tensor]) -> Tensor:
         f = self._factors(inputs)
