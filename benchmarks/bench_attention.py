@@ -17,12 +17,12 @@ import subprocess
 import sys
 import time
 
+import torch
+
 N, HEADS, CHANNELS, KERNEL, UNITS = 8, 15, 32, 4, 64
 
 
 def build(size: int, implementation: str, device: str):
-    import torch
-
     from irfa_nwb.model.attention import InverseReceptiveFieldAttention
 
     torch.manual_seed(0)
@@ -30,12 +30,14 @@ def build(size: int, implementation: str, device: str):
         HEADS, CHANNELS, size, KERNEL, head_sizes=[UNITS] * HEADS, implementation=implementation
     ).to(device)
     inputs = [torch.randn(N, UNITS, device=device) for _ in range(HEADS)]
-    return layer, inputs
+    grad = torch.randn(N, CHANNELS, size, size, device=device)
+    return layer, inputs, grad
 
 
-def step(layer, inputs) -> None:
+def step(layer, inputs, grad) -> None:
+    """One forward and backward pass of the layer alone (a fixed upstream gradient)."""
     layer.zero_grad(set_to_none=True)
-    layer(inputs).square().mean().backward()
+    layer(inputs).backward(grad)
 
 
 def sync(device: str) -> None:
@@ -46,13 +48,14 @@ def sync(device: str) -> None:
 
 
 def time_case(size: int, implementation: str, device: str, repeats: int) -> float:
-    layer, inputs = build(size, implementation, device)
-    step(layer, inputs)  # warm-up
+    layer, inputs, grad = build(size, implementation, device)
+    for _ in range(2 if implementation == "dense" else 3):  # warm-up: allocator, kernels
+        step(layer, inputs, grad)
     times = []
     for _ in range(repeats):
         sync(device)
         start = time.perf_counter()
-        step(layer, inputs)
+        step(layer, inputs, grad)
         sync(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
@@ -72,18 +75,16 @@ def memory_case(size: int, implementation: str, device: str) -> float:
     """
     import threading
 
-    import torch
-
-    layer, inputs = build(size, implementation, device)
+    layer, inputs, grad = build(size, implementation, device)
     if device.startswith("cuda"):
-        step(layer, inputs)
+        step(layer, inputs, grad)
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
-        step(layer, inputs)
+        step(layer, inputs, grad)
         torch.cuda.synchronize()
         return (torch.cuda.max_memory_allocated() - base) / 2**20
-    step(layer, inputs)  # warm-up: one-time allocations (thread pools, kernels) are not counted
+    step(layer, inputs, grad)  # warm-up: one-time allocations (thread pools, kernels)
     layer.zero_grad(set_to_none=True)
     base = _rss_bytes()
     peak = [base]
@@ -96,7 +97,7 @@ def memory_case(size: int, implementation: str, device: str) -> float:
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
-    step(layer, inputs)
+    step(layer, inputs, grad)
     done.set()
     thread.join()
     peak[0] = max(peak[0], _rss_bytes())
@@ -123,8 +124,6 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
-    import torch
-
     print(
         f"IRFA attention forward+backward, n={N} heads={HEADS} c={CHANNELS} k={KERNEL}, "
         f"device={args.device}, torch {torch.__version__}, threads={torch.get_num_threads()}"

@@ -179,3 +179,27 @@ def test_half_precision_inputs_are_computed_in_float32():
         out = layer([x.to(torch.bfloat16) for x in inputs])
     assert out.dtype == torch.float32
     assert rel_err(out, ref) < 0.05
+
+
+def test_border_strips_factorised_and_fallback_paths(monkeypatch):
+    """Border strips use the factorised line formula, and the direct one when it underflows."""
+    calls = []
+    original = InverseReceptiveFieldAttention._line_attention
+
+    def spy(*args):
+        result = original(*args)
+        calls.append(result is None)
+        return result
+
+    monkeypatch.setattr(InverseReceptiveFieldAttention, "_line_attention", staticmethod(spy))
+    layer, inputs = make_layer(image_size=16, dtype=torch.float64)
+    out_f, _ = forward_backward(layer, inputs, "factorized")
+    assert calls == [False, False]  # rows and columns, factorised
+    out_d, _ = forward_backward(layer, inputs, "dense")
+    assert rel_err(out_f, out_d) < 1e-12
+    calls.clear()
+    _make_extreme(layer)
+    out_f, _ = forward_backward(layer, inputs, "factorized")
+    assert True in calls  # underflow: direct strips
+    out_d, _ = forward_backward(layer, inputs, "dense")
+    assert rel_err(out_f, out_d) < 1e-10

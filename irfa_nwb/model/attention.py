@@ -52,21 +52,30 @@ def _upcast(inputs: Sequence[Tensor]) -> list[Tensor]:
 
 @dataclass
 class _Factors:
-    """1-D pieces of one forward pass of the factorised layer (float32 or wider).
+    """Pieces of one forward pass of the factorised layer (float32 or wider), heads last.
 
-    ``sx[:, :, a]`` are the x-only scores of row class ``a`` (0 = interior rows, ``1..b`` the
-    top border rows, ``b+1..k-1`` the bottom ones); ``sy`` likewise for columns. ``ex``, ``ey``
-    and ``denom`` cover the interior block only (rows and columns of class 0).
+    Every score is ``const + conv``: a per-sample constant that depends on the pixel only
+    through its row class and column class (0 = interior lines, ``1..b`` the top/left border
+    lines, ``b+1..k-1`` the bottom/right ones), plus a sample-independent 1-D field. Values
+    are likewise a per-sample constant plus a field. Nothing here has ``n`` and an image axis
+    and the heads at once, except the interior factors ``ex`` and ``ey``.
     """
 
-    sx: Tensor  # (n, H, k, c, i)
-    sy: Tensor  # (n, H, k, c, i)
-    vx: Tensor  # (n, H, c, i): x-only part of the values (value bias included)
-    vy: Tensor  # (n, H, c, i): y-only part of the values
-    ex: Tensor  # (n, H, c, m): exp(sx_interior - max over heads), interior columns
-    ey: Tensor  # (n, H, c, m): interior rows
-    denom: Tensor  # (n, c, m, m): sum_h ey * ex
+    const_x: Tensor  # (n, k row class, c, k col class, H), score bias included
+    const_y: Tensor  # (n, k col class, c, k row class, H)
+    conv_x: Tensor  # (k row class, c, i, H)
+    conv_y: Tensor  # (k col class, c, i, H)
+    value_x: Tensor  # (n, c, H), value bias included
+    value_y: Tensor  # (n, c, H)
+    vfield_x: Tensor  # (c, i, H)
+    vfield_y: Tensor  # (c, i, H)
+    sx_in: Tensor  # (n, c, m, H): interior scores of the x-only fields
+    sy_in: Tensor  # (n, c, m, H)
+    ex: Tensor  # (n, c, m, H): exp(sx_in - max over heads)
+    ey: Tensor  # (n, c, m, H): exp(sy_in - max over heads)
+    denom: Tensor | None  # (n, c, m, m): sum_h ey * ex (None when _InteriorAttention makes it)
     underflow: tuple[Tensor, ...] | None  # (n, o, y, x) interior indices needing a direct softmax
+    tiny: float
 
 
 def _reciprocal(f: _Factors) -> Tensor:
@@ -89,31 +98,53 @@ class _InteriorAttention(torch.autograd.Function):
     Forward: ``A = (Σ_h ey·ex·(vx + vy)) / D`` on the interior block (three batched matrix
     products), border strips copied around it, written once into the output. Backward uses the
     closed-form gradients of the ratio, so only ``D``, the output and the small factors are
-    kept: no ``(n, H, c, i, i)`` tensor and no numerator are stored. Pixels where ``D`` is
-    tiny (``inf`` in ``denom``) come out as 0 with zero gradient; the caller fills them in.
+    kept: no ``(n, H, c, i, i)`` tensor and no numerator are stored. Work is done in chunks of
+    channels so that each numerator stays in cache. Pixels where ``D`` is tiny come out as 0
+    with zero gradient (``D`` is stored as inf there) and are returned as ``(n·c, y, x)``
+    indices; the caller fills them in.
     """
 
+    #: about 1 MiB of m×m float32 numerators per chunk of the forward pass (stays in cache)
+    CHUNK_ELEMENTS = 2**18
+
     @staticmethod
-    def forward(ctx, ey, ex, vy, vx, rows, cols, denom, before: int):
+    def forward(ctx, ey, ex, vy, vx, rows, cols, tiny: float, before: int):
         # ey, vy: (n, c, m, H); ex, vx: (n, c, H, m); rows: (n, c, k-1, i); cols: (n, c, m, k-1)
-        n, c, m, _ = ey.shape
+        n, c, m, h = ey.shape
         i = rows.shape[-1]
         out = ey.new_empty(n, c, i, i)
+        denom = ey.new_empty(n, c, m, m)
         inner = slice(before, before + m)
-        numer = torch.matmul(torch.cat([ey, ey * vy], dim=-1), torch.cat([ex * vx, ex], dim=-2))
-        torch.div(numer, denom, out=out[..., inner, inner])
-        del numer
+        ey_f, ex_f = ey.reshape(n * c, m, h), ex.reshape(n * c, h, m)
+        left = torch.cat([ey, ey * vy], dim=-1).reshape(n * c, m, 2 * h)
+        right = torch.cat([ex * vx, ex], dim=-2).reshape(n * c, 2 * h, m)
+        flat_out, flat_denom = out.view(n * c, i, i), denom.view(n * c, m, m)
+        step = max(1, _InteriorAttention.CHUNK_ELEMENTS // (m * m))
+        low_pixels = []
+        for s in range(0, n * c, step):
+            chunk = slice(s, s + step)
+            d = torch.bmm(ey_f[chunk], ex_f[chunk], out=flat_denom[chunk])
+            if float(d.min()) < tiny:  # both exponentials tiny: evaluated by the caller
+                low = d < tiny
+                index = low.nonzero()
+                index[:, 0] += s
+                low_pixels.append(index)
+                d.masked_fill_(low, math.inf)
+            numer = torch.bmm(left[chunk], right[chunk])
+            torch.div(numer, d, out=flat_out[chunk, inner, inner])
         out[..., :before, :] = rows[..., :before, :]
         out[..., before + m :, :] = rows[..., before:, :]
         out[..., inner, :before] = cols[..., :before]
         out[..., inner, before + m :] = cols[..., before:]
+        low_pixels = torch.cat(low_pixels) if low_pixels else ey.new_empty(0, 3, dtype=torch.long)
         ctx.before = before
+        ctx.mark_non_differentiable(low_pixels)
         ctx.save_for_backward(ey, ex, vy, vx, denom, out)
-        return out
+        return out, low_pixels
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad):
+    def backward(ctx, grad, _):
         ey, ex, vy, vx, denom, out = ctx.saved_tensors
         before, m = ctx.before, ey.shape[2]
         inner = slice(before, before + m)
@@ -207,9 +238,7 @@ class InverseReceptiveFieldAttention(nn.Module):
         self.key_bias = nn.Parameter(torch.zeros(n_heads, channels))
         self.value_weight = nn.Parameter(torch.empty(n_heads, channels, channels))
         self.value_bias = nn.Parameter(torch.zeros(n_heads, channels))
-        self.score_weight = nn.Parameter(
-            torch.empty(channels, channels, kernel_size, kernel_size)
-        )
+        self.score_weight = nn.Parameter(torch.empty(channels, channels, kernel_size, kernel_size))
         self.score_bias = nn.Parameter(torch.zeros(channels))
         self.reset_parameters()
 
@@ -275,18 +304,6 @@ class InverseReceptiveFieldAttention(nn.Module):
             outs.append(emb(x))
         return torch.stack(outs, dim=1)
 
-    def _projections(self, e: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """x-only and y-only parts of the key and value fields, each ``(n, H, c, i)``."""
-        half = self.channels // 2
-        px = e.unsqueeze(-1) + self.pos_x  # (n, H, c/2, i)  x-dependent half of P
-        py = e.unsqueeze(-1) + self.pos_y  # (n, H, c/2, i)  y-dependent half of P
-        wk, wv = self.key_weight, self.value_weight
-        kx = torch.einsum("hoc,nhci->nhoi", wk[:, :, :half], px) + self.key_bias[..., None]
-        ky = torch.einsum("hoc,nhci->nhoi", wk[:, :, half:], py)
-        vx = torch.einsum("hoc,nhci->nhoi", wv[:, :, :half], px) + self.value_bias[..., None]
-        vy = torch.einsum("hoc,nhci->nhoi", wv[:, :, half:], py)
-        return kx, ky, vx, vy
-
     # -------------------------------------------------------------- dense form
     def dense_weights(self, inputs: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
         """Attention weights and values, materialised: two ``(n, H, c, i, i)`` tensors.
@@ -324,66 +341,183 @@ class InverseReceptiveFieldAttention(nn.Module):
             masks[1 + before + j, before + after - j :] = 0
         return masks
 
-    def _factors(self, inputs: Sequence[Tensor], track_denominator: bool = True) -> _Factors:
+    def _by_class(self, t: Tensor, dim: int) -> Tensor:
+        """Expand a line-class axis (size ``k``) to the ``i`` lines of the image."""
+        before, after = _same_padding(self.kernel_size)
+        m = self.image_size - before - after
+        interior = t.narrow(dim, 0, 1)
+        shape = list(interior.shape)
+        shape[dim] = m
+        parts = [t.narrow(dim, 1, before), interior.expand(shape), t.narrow(dim, 1 + before, after)]
+        return torch.cat(parts, dim=dim)
+
+    def _factors(self, inputs: Sequence[Tensor], with_denominator: bool = True) -> _Factors:
         e = self.embed(inputs)
-        n, h, _ = e.shape
         dtype = torch.promote_types(e.dtype, torch.float32)
         e = e.to(dtype)
-        kx, ky, vx, vy = self._projections(e)
         i, c, k = self.image_size, self.channels, self.kernel_size
+        half = c // 2
         before, after = _same_padding(k)
         masks = self._kernel_masks(e.device).to(dtype)
-        w = self.score_weight.to(dtype)
         scale = 1.0 / math.sqrt(c * k * k)
-        # 1-D kernels for x-only fields: summed over the valid rows of each row class
+        w = self.score_weight.to(dtype) * scale
+        wk, wv = self.key_weight.to(dtype), self.value_weight.to(dtype)
+        pos_x, pos_y = self.pos_x.to(dtype), self.pos_y.to(dtype)
+        # P_h = [e_h + pos_x(x) ; e_h + pos_y(y)], so each key/value field is a per-sample
+        # constant plus a per-head field that does not depend on the sample:
+        #   K = (Wk1 e + bk) + Wk1 pos_x(x)  +  Wk2 e + Wk2 pos_y(y)
+        key_x = torch.einsum("hoc,nhc->noh", wk[:, :, :half], e) + self.key_bias.T
+        key_y = torch.einsum("hoc,nhc->noh", wk[:, :, half:], e)
+        field_x = torch.einsum("hoc,ci->hoi", wk[:, :, :half], pos_x)  # (H, c, i)
+        field_y = torch.einsum("hoc,ci->hoi", wk[:, :, half:], pos_y)
+        value_x = torch.einsum("hoc,nhc->noh", wv[:, :, :half], e) + self.value_bias.T
+        value_y = torch.einsum("hoc,nhc->noh", wv[:, :, half:], e)
+        vfield_x = torch.einsum("hoc,ci->oih", wv[:, :, :half], pos_x)  # (c, i, H)
+        vfield_y = torch.einsum("hoc,ci->oih", wv[:, :, half:], pos_y)
+        # scores of an x-only field: 1-D convolution along x with the kernel summed over the
+        # rows inside the image (per row class); the per-sample constants see the kernel summed
+        # over the offsets inside the image in both directions (per row and column class)
         wx = torch.einsum("ad,ocdx->aocx", masks, w).reshape(k * c, c, k)
         wy = torch.einsum("ad,ocyd->aocy", masks, w).reshape(k * c, c, k)
-        sx = F.conv1d(F.pad(kx.reshape(n * h, c, i), (before, after)), wx)
-        sx = (sx.reshape(n, h, k, c, i) + self.score_bias.to(dtype)[:, None]) * scale
-        sy = F.conv1d(F.pad(ky.reshape(n * h, c, i), (before, after)), wy)
-        sy = sy.reshape(n, h, k, c, i) * scale
+        w_const = torch.einsum("ad,be,ocde->aboc", masks, masks, w)  # (k row, k col, c, c)
+        conv_x = F.conv1d(F.pad(field_x, (before, after)), wx).reshape(-1, k, c, i)
+        conv_y = F.conv1d(F.pad(field_y, (before, after)), wy).reshape(-1, k, c, i)
+        conv_x, conv_y = conv_x.permute(1, 2, 3, 0), conv_y.permute(1, 2, 3, 0)  # (k, c, i, H)
+        # sx = const(row class a, column class of x) + conv_x[a, :, x] + bias
+        const_x = torch.einsum("aboc,nch->naobh", w_const, key_x)
+        const_x = const_x + (self.score_bias.to(dtype) * scale)[:, None, None]
+        # sy = const(row class of y, column class b) + conv_y[b, :, y]
+        const_y = torch.einsum("aboc,nch->nboah", w_const, key_y)
         inner = slice(before, i - after)
-        sx0, sy0 = sx[:, :, 0, :, inner], sy[:, :, 0, :, inner]
+        sx0 = const_x[:, 0, :, :1] + conv_x[0, :, inner]
+        sy0 = const_y[:, 0, :, :1] + conv_y[0, :, inner]
         # the shifts cancel exactly in every ratio below, so they carry no gradient (and keep
         # no score tensor alive for the backward pass)
-        ex = torch.exp(sx0 - sx0.detach().amax(dim=1, keepdim=True))
-        ey = torch.exp(sy0 - sy0.detach().amax(dim=1, keepdim=True))
-        # D[n, o, y, x] = sum_h ey[n, h, o, y] * ex[n, h, o, x]; the forward pass differentiates
-        # through it in closed form (_InteriorAttention), the field methods through autograd
-        with torch.set_grad_enabled(track_denominator and torch.is_grad_enabled()):
-            denom = torch.matmul(ey.permute(0, 2, 3, 1), ex.permute(0, 2, 1, 3))
+        ex = torch.exp(sx0 - sx0.detach().amax(dim=-1, keepdim=True))
+        ey = torch.exp(sy0 - sy0.detach().amax(dim=-1, keepdim=True))
+        # D[n, o, y, x] = sum_h ey[n, o, y, h] * ex[n, o, x, h]; the forward pass computes it
+        # chunk by chunk in _InteriorAttention (closed-form gradients), the field methods here
         # both exponentials tiny: the products lose precision (and 1/D^2 in the backward pass
         # overflows) -> evaluate those pixels directly. float32: D < ~7e-16.
         tiny = torch.finfo(dtype).tiny ** 0.4
-        with torch.no_grad():
-            low = denom < tiny
-            underflow = tuple(low.nonzero(as_tuple=True)) if bool(low.any()) else None
-        return _Factors(sx, sy, vx, vy, ex, ey, denom, underflow)
+        denom, underflow = None, None
+        if with_denominator:
+            denom = torch.matmul(ey, ex.transpose(-1, -2))
+            with torch.no_grad():
+                if float(denom.min()) < tiny:
+                    underflow = tuple((denom < tiny).nonzero(as_tuple=True))
+        return _Factors(
+            const_x, const_y, conv_x, conv_y, value_x, value_y, vfield_x, vfield_y,
+            sx0, sy0, ex, ey, denom, underflow, tiny,
+        )
+
+    def _edges(self, t: Tensor, dim: int) -> Tensor:
+        """The ``k-1`` border lines of axis ``dim`` (top/left ones first)."""
+        before, after = _same_padding(self.kernel_size)
+        m = self.image_size - before - after
+        return torch.cat([t.narrow(dim, 0, before), t.narrow(dim, before + m, after)], dim)
 
     def _strips(self, f: _Factors) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Exact scores and values of the border strips.
+        """Exact scores and values of the border strips, materialised, heads second-last.
 
-        Returns ``(row_scores, row_values)`` of shape ``(n, H, c, k-1, i)`` (the ``k-1``
+        Returns ``(row_scores, row_values)`` of shape ``(n, c, k-1, H, i)`` (the ``k-1``
         border rows, full width) and ``(col_scores, col_values)`` of shape
-        ``(n, H, c, m, k-1)`` (the border columns over the ``m`` interior rows).
+        ``(n, c, k-1, H, m)`` (the border columns over the ``m`` interior rows). Used by the
+        field methods and where the factorised strips underflow.
         """
-        i, k = self.image_size, self.kernel_size
-        before, after = _same_padding(k)
-        device = f.sx.device
-        edge = torch.cat([torch.arange(before), torch.arange(i - after, i)]).to(device)
-        line_class = torch.zeros(i, dtype=torch.long, device=device)
-        line_class[edge] = torch.arange(1, k, device=device)
-        inner = slice(before, i - after)
+        edges = self._edges
+        before, after = _same_padding(self.kernel_size)
+        inner = slice(before, self.image_size - after)
+        sx_border = self._by_class(f.const_x[:, 1:], 3) + f.conv_x[1:]  # (n, r, c, x, H)
+        sy_in_edge = f.const_y[:, 0, :, 1:] + edges(f.conv_y[0], 1)  # (n, c, r, H)
+        sy_border_edge = f.const_y[:, 1:, :, 1:] + edges(f.conv_y[1:], 2)  # (n, q, c, r, H)
+        sy_border_in = f.const_y[:, 1:, :, :1] + f.conv_y[1:, :, inner]  # (n, q, c, y, H)
+        sx_in_edge = f.const_x[:, 0, :, 1:] + edges(f.conv_x[0], 1)  # (n, c, q, H)
+        vx = f.value_x[:, :, None] + f.vfield_x  # (n, c, i, H)
+        vy_in = f.value_y[:, :, None] + f.vfield_y[:, inner]
+        vx_edge = f.value_x[:, :, None] + edges(f.vfield_x, 1)
+        vy_edge = f.value_y[:, :, None] + edges(f.vfield_y, 1)
         # rows: sx of the row's own class + sy at that row for the class of every column x
-        sy_at_rows = f.sy.index_select(4, edge).index_select(2, line_class)  # (n,H,x,c,r)
-        row_scores = f.sx[:, :, 1:].transpose(2, 3) + sy_at_rows.permute(0, 1, 3, 4, 2)
-        row_values = f.vx.unsqueeze(-2) + f.vy.index_select(3, edge).unsqueeze(-1)
+        sy_edge_rows = torch.cat([sy_in_edge[:, None], sy_border_edge], dim=1)
+        sy_at_rows = self._by_class(sy_edge_rows, 1)  # (n, x, c, r, H)
+        row_scores = sx_border.permute(0, 2, 1, 4, 3) + sy_at_rows.permute(0, 2, 3, 4, 1)
+        row_values = vx.transpose(-1, -2)[:, :, None] + vy_edge[..., None]
         # columns (interior rows only): sy of the column's class + interior sx at that column
-        col_scores = f.sy[:, :, 1:, :, inner].permute(0, 1, 3, 4, 2) + f.sx[
-            :, :, 0
-        ].index_select(3, edge).unsqueeze(-2)
-        col_values = f.vx.index_select(3, edge).unsqueeze(-2) + f.vy[..., inner].unsqueeze(-1)
+        col_scores = sy_border_in.permute(0, 2, 1, 4, 3) + sx_in_edge[..., None]
+        col_values = vx_edge[..., None] + vy_in.transpose(-1, -2)[:, :, None]
         return row_scores, row_values, col_scores, col_values
+
+    def _direct_strips(self, f: _Factors) -> tuple[Tensor, Tensor]:
+        """Border rows ``(n, c, k-1, i)`` and columns ``(n, c, m, k-1)`` of the output."""
+        row_s, row_v, col_s, col_v = self._strips(f)
+        rows = (torch.softmax(row_s, dim=-2) * row_v).sum(-2)
+        cols = (torch.softmax(col_s, dim=-2) * col_v).sum(-2).transpose(-1, -2)
+        return rows, cols
+
+    @staticmethod
+    def _line_attention(y_part, x_part, u, vfield, tiny):
+        """``Σ_h softmax_h(Y + X)·(U + F)`` for scores ``Y[n, c, r, h] + X[r, c, x, h]``.
+
+        ``Y``/``U`` depend on the sample and the line ``r`` only, ``X``/``F`` (value field
+        ``(c, x, H)``) on the line and position only, so the softmax factorises and the sum
+        over heads is a batched ``(n × 2H)(2H × x)`` product per line and channel.
+        Returns ``(n, c, r, x)``, or None where a denominator underflows.
+        """
+        ey = torch.exp(y_part - y_part.detach().amax(dim=-1, keepdim=True))
+        ex = torch.exp(x_part - x_part.detach().amax(dim=-1, keepdim=True))
+        ey_b = ey.permute(2, 1, 0, 3)  # (r, c, n, H)
+        ex_b = ex.transpose(-1, -2)  # (r, c, H, x)
+        denom = torch.matmul(ey_b, ex_b)  # (r, c, n, x)
+        if float(denom.detach().min()) < tiny:
+            return None
+        left = torch.cat([ey_b * u.permute(2, 1, 0, 3), ey_b], dim=-1)  # (r, c, n, 2H)
+        right = torch.cat([ex_b, ex_b * vfield.transpose(-1, -2)], dim=-2)  # (r, c, 2H, x)
+        return (torch.matmul(left, right) / denom).permute(2, 1, 0, 3)
+
+    def _factorized_strips(self, f: _Factors) -> tuple[Tensor, Tensor]:
+        """Border rows and columns like :meth:`_direct_strips`, without heads × image tensors.
+
+        The corners (border row and border column) are evaluated directly; the rest of each
+        strip with :meth:`_line_attention`. Falls back to the direct strips on underflow.
+        """
+        if self.kernel_size == 1:  # no border
+            return self._direct_strips(f)
+        edges = self._edges
+        before, after = _same_padding(self.kernel_size)
+        inner = slice(before, self.image_size - after)
+        sy_in_edge = f.const_y[:, 0, :, 1:] + edges(f.conv_y[0], 1)  # (n, c, r, H)
+        sx_in_edge = f.const_x[:, 0, :, 1:] + edges(f.conv_x[0], 1)  # (n, c, q, H)
+        vx_edge = f.value_x[:, :, None] + edges(f.vfield_x, 1)  # (n, c, q, H)
+        vy_edge = f.value_y[:, :, None] + edges(f.vfield_y, 1)  # (n, c, r, H)
+        # border rows r over interior columns: Y = const_x(r, interior col) + sy_in_edge
+        rows = self._line_attention(
+            f.const_x[:, 1:, :, 0].transpose(1, 2) + sy_in_edge,
+            f.conv_x[1:, :, inner],
+            f.value_x[:, :, None] + vy_edge,
+            f.vfield_x[:, inner],
+            f.tiny,
+        )
+        # border columns q over interior rows: Y = const_y(q, interior row) + sx_in_edge
+        cols = self._line_attention(
+            f.const_y[:, 1:, :, 0].transpose(1, 2) + sx_in_edge,
+            f.conv_y[1:, :, inner],
+            f.value_y[:, :, None] + vx_edge,
+            f.vfield_y[:, inner],
+            f.tiny,
+        )
+        if rows is None or cols is None:
+            return self._direct_strips(f)
+        # corners: border row r and border column q, (n, c, r, q, H)
+        corner_s = (
+            f.const_x[:, 1:, :, 1:].transpose(1, 2)
+            + edges(f.conv_x[1:], 2).transpose(0, 1)
+            + f.const_y[:, 1:, :, 1:].permute(0, 2, 3, 1, 4)
+            + edges(f.conv_y[1:], 2).permute(1, 2, 0, 3)
+        )
+        corner_v = vy_edge[:, :, :, None] + vx_edge[:, :, None]
+        corners = (torch.softmax(corner_s, dim=-1) * corner_v).sum(-1)  # (n, c, r, q)
+        rows = torch.cat([corners[..., :before], rows, corners[..., before:]], dim=-1)
+        return rows, cols.transpose(-1, -2)
 
     def _split_rows(self, strip: Tensor) -> tuple[Tensor, Tensor]:
         before, _ = _same_padding(self.kernel_size)
@@ -395,36 +529,33 @@ class InverseReceptiveFieldAttention(nn.Module):
 
     def _pixel_scores(self, f: _Factors) -> tuple[Tensor, Tensor]:
         """Scores and values ``(m, H)`` at the interior pixels listed in ``f.underflow``."""
+        nb, ob, yb, xb = f.underflow
         before, after = _same_padding(self.kernel_size)
         inner = slice(before, self.image_size - after)
-        nb, ob, yb, xb = f.underflow
-        sx0, sy0 = f.sx[:, :, 0, :, inner], f.sy[:, :, 0, :, inner]
-        vx, vy = f.vx[..., inner], f.vy[..., inner]
-        scores = sx0[nb, :, ob, xb] + sy0[nb, :, ob, yb]
-        values = vx[nb, :, ob, xb] + vy[nb, :, ob, yb]
+        vx_in = f.value_x[:, :, None] + f.vfield_x[:, inner]
+        vy_in = f.value_y[:, :, None] + f.vfield_y[:, inner]
+        scores = f.sx_in[nb, ob, xb] + f.sy_in[nb, ob, yb]
+        values = vx_in[nb, ob, xb] + vy_in[nb, ob, yb]
         return scores, values
 
     def _forward_factorized(self, inputs: Sequence[Tensor]) -> Tensor:
-        f = self._factors(inputs, track_denominator=False)
+        f = self._factors(inputs, with_denominator=False)
         before, after = _same_padding(self.kernel_size)
         inner = slice(before, self.image_size - after)
-        row_s, row_v, col_s, col_v = self._strips(f)
-        rows = (torch.softmax(row_s, dim=1) * row_v).sum(1)
-        cols = (torch.softmax(col_s, dim=1) * col_v).sum(1)
-        denom = f.denom
-        if f.underflow is not None:
-            denom = denom.index_put(f.underflow, torch.tensor(math.inf, dtype=denom.dtype))
-        out = _InteriorAttention.apply(
-            f.ey.permute(0, 2, 3, 1),  # (n, c, y, H)
-            f.ex.permute(0, 2, 1, 3),  # (n, c, H, x)
-            f.vy[..., inner].permute(0, 2, 3, 1),
-            f.vx[..., inner].permute(0, 2, 1, 3),
+        rows, cols = self._factorized_strips(f)
+        out, low = _InteriorAttention.apply(
+            f.ey,  # (n, c, y, H)
+            f.ex.transpose(-1, -2),  # (n, c, H, x)
+            f.value_y[:, :, None] + f.vfield_y[:, inner],
+            (f.value_x[:, :, None] + f.vfield_x[:, inner]).transpose(-1, -2),
             rows,
             cols,
-            denom,
+            f.tiny,
             before,
         )
-        if f.underflow is not None:
+        if len(low):  # pixels where the two shifted exponentials underflow together
+            c = self.channels
+            f.underflow = (low[:, 0] // c, low[:, 0] % c, low[:, 1], low[:, 2])
             scores, values = self._pixel_scores(f)
             direct = (torch.softmax(scores, dim=-1) * values).sum(-1)
             nb, ob, yb, xb = f.underflow
@@ -436,7 +567,7 @@ class InverseReceptiveFieldAttention(nn.Module):
         recip = _reciprocal(f)
         heads = []
         for head in range(self.n_heads):
-            w = f.ey[:, head, :, :, None] * recip * f.ex[:, head, :, None, :]  # (n, c, y, x)
+            w = f.ey[..., head, None] * recip * f.ex[..., None, :, head]  # (n, c, y, x)
             heads.append(w.sum(dim=1))
         mid = torch.stack(heads, dim=1)  # (n, H, y, x), summed over channels
         if f.underflow is not None:
@@ -446,17 +577,17 @@ class InverseReceptiveFieldAttention(nn.Module):
             index = (nb[:, None], hh[None, :], yb[:, None], xb[:, None])
             mid = mid.index_put(index, torch.softmax(scores, dim=-1), accumulate=True)
         row_s, _, col_s, _ = self._strips(f)
-        rows = torch.softmax(row_s, dim=1).sum(dim=2)
-        cols = torch.softmax(col_s, dim=1).sum(dim=2)
+        rows = torch.softmax(row_s, dim=-2).sum(dim=1).transpose(1, 2)  # (n, H, r, x)
+        cols = torch.softmax(col_s, dim=-2).sum(dim=1).permute(0, 2, 3, 1)  # (n, H, y, q)
         top, bottom = self._split_rows(rows)
         left, right = self._split_cols(cols)
         return _assemble(top, left, mid, right, bottom) / self.channels
 
     def _feature_factorized(self, inputs: Sequence[Tensor]) -> Tensor:
         f = self._factors(inputs)
-        # sum_{y,x} ey[h,y] ex[h,x] R[y,x] = sum_y ey[h,y] (R @ ex^T)[y,h]
-        inner = torch.matmul(_reciprocal(f), f.ex.permute(0, 2, 3, 1))  # (n, c, y, H)
-        out = (inner * f.ey.permute(0, 2, 3, 1)).sum(dim=2).transpose(1, 2)  # (n, H, c)
+        # sum_{y,x} ey[y,h] ex[x,h] R[y,x] = sum_y ey[y,h] (R @ ex)[y,h]
+        inner = torch.matmul(_reciprocal(f), f.ex)  # (n, c, y, H)
+        out = (inner * f.ey).sum(dim=2).transpose(1, 2)  # (n, H, c)
         if f.underflow is not None:
             scores, _ = self._pixel_scores(f)
             nb, ob, _, _ = f.underflow
@@ -464,9 +595,9 @@ class InverseReceptiveFieldAttention(nn.Module):
             index = (nb[:, None], hh[None, :], ob[:, None])
             out = out.index_put(index, torch.softmax(scores, dim=-1), accumulate=True)
         row_s, _, col_s, _ = self._strips(f)
-        rows = torch.softmax(row_s, dim=1).sum(dim=(3, 4))
-        cols = torch.softmax(col_s, dim=1).sum(dim=(3, 4))
-        return out + rows + cols
+        rows = torch.softmax(row_s, dim=-2).sum(dim=(2, 4))  # (n, c, H)
+        cols = torch.softmax(col_s, dim=-2).sum(dim=(2, 4))
+        return out + (rows + cols).transpose(1, 2)
 
     # ------------------------------------------------------------------ public
     def forward(self, inputs: Sequence[Tensor]) -> Tensor:
