@@ -7,7 +7,8 @@ The package is organised like the pipeline it implements::
     irfa_nwb.model      pure PyTorch modules and losses (no NWB, no xarray)
     irfa_nwb.analysis   inverse receptive fields, clustering, metrics, figures
     irfa_nwb.results    NWB writer / reader for analysis outputs
-    irfa_nwb.simulate   ground-truth "virtual cortex" simulator
+    irfa_nwb.simulation ground-truth "virtual cortex" simulator
+    irfa_nwb.workflows  end-to-end workflows (demo, fit from NWB)
     irfa_nwb.cli        the ``irfa-nwb`` command line
 
 Heavy dependencies (torch, pynwb, ...) are imported lazily: ``import irfa_nwb`` is cheap and
@@ -33,11 +34,13 @@ _LAZY = {
     "select_units": "irfa_nwb.data",
     "zscore_sessions": "irfa_nwb.data",
     "train_test_split": "irfa_nwb.data",
+    "to_training_pair": "irfa_nwb.data",
     "load_tvsd": "irfa_nwb.data",
+    "convert_tvsd": "irfa_nwb.data",
     "write_results": "irfa_nwb.results",
     "read_results": "irfa_nwb.results",
-    "simulate": "irfa_nwb.simulate",
-    "simulate_nwb": "irfa_nwb.simulate",
+    "simulate": "irfa_nwb.simulation",
+    "simulate_nwb": "irfa_nwb.simulation",
 }
 
 __all__ = ["__version__", *_LAZY]

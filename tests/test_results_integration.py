@@ -16,7 +16,7 @@ def test_simulated_recording_to_results_and_report(tmp_path, monkeypatch):
     import irfa_nwb
     from irfa_nwb.analysis.figures import write_report
     from irfa_nwb.data import load_dataset, to_training_pair, train_test_split
-    from irfa_nwb.simulate import simulate_nwb
+    from irfa_nwb.simulation import simulate_nwb
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no_weights"))
     src = simulate_nwb(tmp_path / "sim.nwb", n_stimuli=24, n_test=6, n_repeats=2, image_size=16,

@@ -11,7 +11,7 @@ import xarray as xr
 
 import irfa_nwb
 from irfa_nwb.errors import InputError
-from irfa_nwb.simulate import (
+from irfa_nwb.simulation import (
     PHOTOS,
     array_rf_centres,
     make_cortex,
@@ -113,9 +113,9 @@ def test_top_level_api_and_no_heavy_imports():
         "units_per_array=2)\n"
         "assert ds.responses.shape == (6, 16), ds.responses.shape\n"
         "assert 'pynwb' not in sys.modules and 'torch' not in sys.modules\n"
-        "import irfa_nwb.simulate.nwb\n"  # binds irfa_nwb.simulate to the package...
+        "import irfa_nwb.simulation.nwb\n"  # the package has its own name...
         "ds2 = irfa_nwb.simulate(n_stimuli=5, n_test=1, n_repeats=2, image_size=16, "
-        "units_per_array=2)\n"  # ...which stays callable
+        "units_per_array=2)\n"  # ...so the function stays reachable
         "assert ds2.identical(ds)\n"
         "assert callable(irfa_nwb.simulate_nwb)\n"
     )

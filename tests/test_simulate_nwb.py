@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 from irfa_nwb.errors import InputError
-from irfa_nwb.simulate import simulate, simulate_nwb, write_simulation_nwb
+from irfa_nwb.simulation import simulate, simulate_nwb, write_simulation_nwb
 
 KW = dict(n_stimuli=40, n_test=5, n_repeats=4, image_size=24, units_per_array=6, seed=3)
 

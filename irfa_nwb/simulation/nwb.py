@@ -100,14 +100,14 @@ def write_simulation_nwb(
     mua_rate: float = 100.0,
     overwrite: bool = False,
 ) -> Path:
-    """Write a Dataset from :func:`~irfa_nwb.simulate.simulate` to an NWB file.
+    """Write a Dataset from :func:`~irfa_nwb.simulation.simulate` to an NWB file.
 
     The file is written to a temporary file in the same folder, then moved into place.
 
     Parameters
     ----------
     dataset : xarray.Dataset
-        Output of :func:`~irfa_nwb.simulate.simulate`.
+        Output of :func:`~irfa_nwb.simulation.simulate`.
     path : str or os.PathLike
         Destination ``.nwb`` file.
     responses : {"spikes", "mua"}, default "spikes"
@@ -136,7 +136,7 @@ def write_simulation_nwb(
     if responses not in ("spikes", "mua"):
         raise InputError(f'responses must be "spikes" or "mua", got {responses!r}')
     if dataset.attrs.get("source") != "irfa_nwb.simulate":
-        raise InputError("dataset must come from irfa_nwb.simulate.simulate")
+        raise InputError("dataset must come from irfa_nwb.simulate(...)")
     path = Path(path)
     if path.exists() and not overwrite:
         raise InputError(f"{path} already exists; pass overwrite=True to replace it")
@@ -177,7 +177,7 @@ def write_simulation_nwb(
         keywords=["simulation", "ground truth", "natural images", "V1", "V4", "IT", "IRFA"],
         related_publications=[IRFA_DOI],
         source_script=f"irfa_nwb.simulate (irfa-nwb {__version__})",
-        source_script_file_name="irfa_nwb/simulate/nwb.py",
+        source_script_file_name="irfa_nwb/simulation/nwb.py",
     )
     nwb.subject = Subject(
         subject_id=f"virtual-macaque-{seed}",
@@ -364,7 +364,7 @@ def simulate_nwb(
     overwrite : bool, default False
         Replace an existing file.
     **simulate_kwargs
-        Passed to :func:`~irfa_nwb.simulate.simulate` (``n_stimuli``, ``seed``...).
+        Passed to :func:`~irfa_nwb.simulation.simulate` (``n_stimuli``, ``seed``...).
 
     Returns
     -------

@@ -29,7 +29,7 @@ def simulation_streams(seed: int) -> dict[str, np.random.Generator]:
 
     ``images``, ``cortex``, ``schedule``, ``noise`` and ``spikes`` (spike times in the NWB
     file) are children spawned from
-    ``np.random.default_rng(seed)``, so e.g. :func:`~irfa_nwb.simulate.make_cortex` with
+    ``np.random.default_rng(seed)``, so e.g. :func:`~irfa_nwb.simulation.make_cortex` with
     ``rng=simulation_streams(seed)["cortex"]`` rebuilds the cortex of ``simulate(seed=seed)``
     whatever the number of stimuli.
     """
@@ -78,7 +78,7 @@ def simulate(
     them (chosen at random) form the test set and are each shown ``n_repeats`` times, the others
     (the training set) once; all presentations are shuffled and shown every ``isi`` seconds.
     The response of each unit is a spike count in ``[0, window)`` after onset, drawn around the
-    expected count of a :class:`~irfa_nwb.simulate.VirtualCortex` (see its module for the
+    expected count of a :class:`~irfa_nwb.simulation.VirtualCortex` (see its module for the
     model).
 
     Parameters
@@ -111,9 +111,9 @@ def simulate(
         Onset-to-onset interval (s), at least ``window``.
     photos : sequence of str, optional
         ``skimage.data`` photographs to cut patches from (default
-        :data:`irfa_nwb.simulate.images.PHOTOS`).
+        :data:`irfa_nwb.simulation.images.PHOTOS`).
     return_cortex : bool, default False
-        Also return the :class:`~irfa_nwb.simulate.VirtualCortex` (ground truth: RF sizes,
+        Also return the :class:`~irfa_nwb.simulation.VirtualCortex` (ground truth: RF sizes,
         expected counts for any image).
 
     Returns

@@ -16,8 +16,6 @@ scikit-image are used for the simulation; pynwb / hdmf are imported when writing
 
 from __future__ import annotations
 
-import sys
-import types
 from typing import Any
 
 from .core import array_rf_centres, simulate, simulation_streams, stimulus_names
@@ -47,19 +45,4 @@ def __getattr__(name: str) -> Any:
         from . import nwb
 
         return getattr(nwb, name)
-    raise AttributeError(f"module 'irfa_nwb.simulate' has no attribute {name!r}")
-
-
-class _CallableModule(types.ModuleType):
-    """``irfa_nwb.simulate`` is both this package and the top-level function :func:`simulate`.
-
-    Once a submodule (e.g. ``irfa_nwb.simulate.nwb``) has been imported, Python binds the
-    attribute ``irfa_nwb.simulate`` to the package; making the package callable keeps
-    ``irfa_nwb.simulate(...)`` working whatever was imported first.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return simulate(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+    raise AttributeError(f"module 'irfa_nwb.simulation' has no attribute {name!r}")

@@ -1,0 +1,104 @@
+"""The command line and the end-to-end workflows, on tiny simulated data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from irfa_nwb.cli.main import main
+from irfa_nwb.workflows.demo import rf_localisation, run_demo, spatial_irf_peaks
+
+TINY_SIM = dict(n_stimuli=48, n_test=8, n_repeats=2, image_size=16, seed=0)
+TINY_MODEL = dict(image_size=16, channels=8, width=8, epochs=2, batch_size=8)
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "session.nwb"
+    code = main(["--quiet", "simulate", str(path), "--n-stimuli", "48", "--n-test", "8",
+                 "--n-repeats", "2", "--image-size", "16"])
+    assert code == 0 and path.is_file()
+    return path
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    for command in ("demo", "simulate", "inspect", "fit", "predict", "report", "convert-tvsd"):
+        assert command in text
+    assert "examples:" in text
+
+
+def test_inspect(session, capsys):
+    assert main(["inspect", str(session)]) == 0
+    text = capsys.readouterr().out
+    assert "units: " in text and "V1" in text and "stimulus tables" in text
+
+
+def test_fit_predict_report(session, tmp_path, capsys):
+    results = tmp_path / "results.nwb"
+    args = ["--quiet", "fit", str(session), str(results), "--epochs", "1", "--image-size", "16",
+            "--width", "8", "--channels", "8", "--perceptual-weight", "0", "--batch-size", "8"]
+    assert main(args) == 0
+    model = results.with_suffix(".safetensors")
+    assert results.is_file() and model.is_file()
+    # refuses to overwrite without --overwrite, with one clear line and a non-zero status
+    capsys.readouterr()
+    assert main(args) != 0
+    err = capsys.readouterr().err
+    assert "exists" in err and "Traceback" not in err
+    predictions = tmp_path / "predictions.nwb"
+    assert main(["--quiet", "predict", str(model), str(session), str(predictions)]) == 0
+    assert predictions.is_file()
+    figures = tmp_path / "figs"
+    assert main(["report", str(results), "--out", str(figures)]) == 0
+    assert any(p.suffix == ".png" for p in figures.iterdir())
+
+
+def test_errors_are_one_line_and_verbose_shows_traceback(tmp_path, capsys):
+    missing = tmp_path / "missing.nwb"
+    assert main(["inspect", str(missing)]) != 0
+    err = capsys.readouterr().err
+    assert err.startswith("irfa-nwb: error:") and "Traceback" not in err
+    assert main(["--verbose", "inspect", str(missing)]) != 0
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_demo_workflow_tiny(tmp_path):
+    result = run_demo(tmp_path / "demo", simulation=TINY_SIM, model=TINY_MODEL, verbose=0)
+    for path in (result.nwb_path, result.results_path, result.model_path):
+        assert path.is_file()
+    assert any(p.suffix == ".png" for p in result.figures)
+    assert set(result.metrics) == {"IRFA", "ridge"}
+    for m in result.metrics.values():
+        assert -1 <= m["pixel_r"] <= 1 and 0 <= m["identification"] <= 1
+        assert m["n_test"] == 8
+    d = result.rf_distances
+    assert d.sizes["head"] == 8 and np.isfinite(d["distance"].values).all()
+    text = result.summary()
+    assert "IRFA" in text and "ridge" in text and "median distance" in text
+    assert "perceptual loss: off" in text or "perceptual loss: on" in text
+
+
+def test_rf_localisation_on_known_maps():
+    import xarray as xr
+
+    size = 20
+    maps = np.zeros((3, 2, size, size))
+    maps[:, 0, 4, 15] = 1.0  # head a peaks at x = 15, y = 4
+    maps[:, 1, 12, 2] = 1.0  # head b peaks at x = 2, y = 12
+    peaks = spatial_irf_peaks(maps, ["a", "b"], smooth=0.5)
+    np.testing.assert_allclose(peaks["peak_x"].values, [15.5 / size, 2.5 / size])
+    np.testing.assert_allclose(peaks["peak_y"].values, [4.5 / size, 12.5 / size])
+    true = xr.Dataset(
+        {"rf_x": ("electrode_group", [15.5 / size, 0.9]), "rf_y": ("electrode_group", [0.225, 0.1]),
+         "area": ("electrode_group", ["V1", "V4"])},
+        coords={"electrode_group": ["a", "b"]},
+    )
+    d = rf_localisation(peaks, true)
+    assert d["distance"].sel(head="a") == pytest.approx(0.0, abs=1e-9)
+    expected_b = np.hypot(2.5 / size - 0.9, 12.5 / size - 0.1)
+    assert d["distance"].sel(head="b") == pytest.approx(expected_b)
+    assert d.attrs["chance_distance"] > 0
