@@ -18,71 +18,22 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from .errors import InputError
+from .estimator._inputs import as_images, as_responses
 
 __all__ = ["RidgeReconstruction"]
 
-UNIT_DIM = "unit"
 DEFAULT_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-1, 5, 13))
 
 
-def _is_dataarray(obj: Any) -> bool:
-    import xarray as xr
-
-    return isinstance(obj, xr.DataArray)
-
-
-def _responses(X: Any, name: str = "X") -> tuple[np.ndarray, str | None, dict[str, Any]]:
+def _responses(X: Any) -> tuple[np.ndarray, str | None, dict[str, Any]]:
     """Responses as float64 ``(n, units)``, the sample dim name and its coords (xarray)."""
-    sample_dim, coords = None, {}
-    if _is_dataarray(X):
-        if UNIT_DIM not in X.dims or X.ndim != 2:
-            raise InputError(
-                f"{name} must be a DataArray with dims (sample, {UNIT_DIM!r}); got {X.dims}"
-            )
-        sample_dim = next(d for d in X.dims if d != UNIT_DIM)
-        X = X.transpose(sample_dim, UNIT_DIM)
-        coords = {k: v for k, v in X.coords.items() if set(v.dims) <= {sample_dim}}
-        values = np.asarray(X.values)
-    else:
-        values = np.asarray(X)
-    if values.ndim != 2 or 0 in values.shape:
-        raise InputError(f"{name} must be a non-empty 2-D (n_samples, n_units) array")
-    if not np.issubdtype(values.dtype, np.number) or np.iscomplexobj(values):
-        raise InputError(f"{name} must hold real numbers; got dtype {values.dtype}")
-    values = values.astype(np.float64)
-    if not np.isfinite(values).all():
-        raise InputError(f"{name} contains NaN/inf values")
-    return values, sample_dim, coords
+    resp = as_responses(X)
+    return resp.values.astype(np.float64), resp.sample_dim, resp.sample_coords
 
 
-def _images(y: Any, name: str = "y") -> np.ndarray:
+def _images(y: Any) -> np.ndarray:
     """Images as float64 ``(n, H, W, 3)`` in [0, 1]."""
-    if _is_dataarray(y):
-        if "channel" in y.dims and y.dims[-1] != "channel":
-            y = y.transpose(*[d for d in y.dims if d != "channel"], "channel")
-        values = np.asarray(y.values)
-    else:
-        values = np.asarray(y)
-    if values.ndim == 3:
-        values = values[..., None]
-    if values.ndim != 4 or values.shape[-1] not in (1, 3) or values.shape[0] == 0:
-        raise InputError(f"{name} must be images (n, H, W, 3) or (n, H, W); got {values.shape}")
-    if values.dtype == np.uint8:
-        values = values / 255.0
-    elif np.issubdtype(values.dtype, np.floating):
-        if not np.isfinite(values).all():
-            raise InputError(f"{name} contains NaN/inf pixel values")
-        lo, hi = float(values.min()), float(values.max())
-        if lo < -1e-6 or hi > 1 + 1e-6:
-            raise InputError(
-                f"{name} float pixel values must lie in [0, 1]; found [{lo:.3g}, {hi:.3g}]"
-            )
-        values = np.clip(values.astype(np.float64), 0.0, 1.0)
-    else:
-        raise InputError(f"{name} must be uint8 (0-255) or float in [0, 1]; got {values.dtype}")
-    if values.shape[-1] == 1:
-        values = np.repeat(values, 3, axis=-1)
-    return values
+    return as_images(y)[0].astype(np.float64)
 
 
 class RidgeReconstruction(RegressorMixin, BaseEstimator):

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -40,6 +39,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .._atomic import write_nwb_atomic
 from ..errors import InputError, NWBLayoutError
 from .images import ImageSet, read_images
 from .loader import build_dataset
@@ -327,21 +327,6 @@ def load_tvsd(
     return ds
 
 
-def _atomic_write(nwbfile: Any, output: Path) -> None:
-    from pynwb import NWBHDF5IO
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp.nwb", dir=output.parent)
-    os.close(fd)
-    try:
-        with NWBHDF5IO(tmp, "w") as io:
-            io.write(nwbfile)
-        os.replace(tmp, output)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def convert_tvsd(
     mua_file: str | os.PathLike,
     output: str | os.PathLike,
@@ -569,5 +554,5 @@ def convert_tvsd(
             filtering="MUA envelope: band-pass, rectified, low-pass (see Papale et al. 2025)",
         )
     )
-    _atomic_write(nwb, output)
+    write_nwb_atomic(nwb, output)
     return output

@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .._atomic import atomic_path, write_nwb_atomic
 from .._version import __version__
 from ..errors import InputError, NWBLayoutError
 
@@ -789,9 +790,8 @@ def write_results(
     history = list(getattr(estimator, "history_", None) or [])
     containers = _build_containers(results, config, history, record)
 
-    tmp = path.parent / f".{path.stem}.{uuid.uuid4().hex[:12]}.tmp.nwb"
-    try:
-        if append:
+    if append:
+        with atomic_path(path, ".tmp.nwb") as tmp:
             shutil.copy2(path, tmp)
             with NWBHDF5IO(str(tmp), "a") as io:
                 nwbfile = io.read()
@@ -803,45 +803,38 @@ def write_results(
                 for container in containers:
                     nwbfile.add_analysis(container)
                 io.write(nwbfile)
-        else:
-            start = meta.pop("session_start_time", None) or _parse_time(
-                dataset.attrs.get("session_start_time")
-            ) or datetime.now(timezone.utc)
-            src_id = record.get("identifier", "unknown")
-            nwbfile = NWBFile(
-                session_description=(
-                    f"IRFA image reconstructions and inverse receptive fields computed from the "
-                    f"recording '{src_id}' ({record.get('source', 'source not recorded')})"
-                ),
-                identifier=str(uuid.uuid4()),
-                session_start_time=start,
-                related_publications=[PAPER_DOI],
-                was_generated_by=[["irfa-nwb", __version__]],
-                subject=meta.pop("subject", None),
-                experimenter=meta.pop("experimenter", None),
-                institution=meta.pop("institution", None),
-                lab=meta.pop("lab", None),
-                keywords=list(dict.fromkeys(
-                    [*(meta.pop("keywords", None) or []), *_KEYWORDS]
-                )),
-                session_id=meta.pop("session_id", None),
-                experiment_description=meta.pop("experiment_description", None) or (
-                    "Natural images reconstructed from visual-cortex responses with the inverse "
-                    "receptive field attention (IRFA) model"
-                ),
-                data_collection=(
-                    "Analysis results only; the recorded data stay in the source file named in "
-                    "analysis/irfa_source."
-                ),
-            )
-            for container in containers:
-                nwbfile.add_analysis(container)
-            with NWBHDF5IO(str(tmp), "w") as io:
-                io.write(nwbfile)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        return path
+    start = meta.pop("session_start_time", None) or _parse_time(
+        dataset.attrs.get("session_start_time")
+    ) or datetime.now(timezone.utc)
+    src_id = record.get("identifier", "unknown")
+    nwbfile = NWBFile(
+        session_description=(
+            f"IRFA image reconstructions and inverse receptive fields computed from the "
+            f"recording '{src_id}' ({record.get('source', 'source not recorded')})"
+        ),
+        identifier=str(uuid.uuid4()),
+        session_start_time=start,
+        related_publications=[PAPER_DOI],
+        was_generated_by=[["irfa-nwb", __version__]],
+        subject=meta.pop("subject", None),
+        experimenter=meta.pop("experimenter", None),
+        institution=meta.pop("institution", None),
+        lab=meta.pop("lab", None),
+        keywords=list(dict.fromkeys([*(meta.pop("keywords", None) or []), *_KEYWORDS])),
+        session_id=meta.pop("session_id", None),
+        experiment_description=meta.pop("experiment_description", None) or (
+            "Natural images reconstructed from visual-cortex responses with the inverse "
+            "receptive field attention (IRFA) model"
+        ),
+        data_collection=(
+            "Analysis results only; the recorded data stay in the source file named in "
+            "analysis/irfa_source."
+        ),
+    )
+    for container in containers:
+        nwbfile.add_analysis(container)
+    write_nwb_atomic(nwbfile, path)
     return path
 
 

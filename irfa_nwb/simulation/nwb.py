@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .._atomic import write_nwb_atomic
 from .._version import __version__
 from ..errors import InputError
 from .core import FIRST_ONSET, onset_rate, simulate, simulation_streams
@@ -125,7 +126,7 @@ def write_simulation_nwb(
     """
     from hdmf.backends.hdf5 import H5DataIO
     from hdmf.common import DynamicTableRegion, VectorData, VectorIndex
-    from pynwb import NWBHDF5IO, NWBFile
+    from pynwb import NWBFile
     from pynwb.base import ImageReferences, Images
     from pynwb.ecephys import ElectricalSeries
     from pynwb.epoch import TimeIntervals
@@ -332,15 +333,7 @@ def write_simulation_nwb(
             )
         )
 
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp.nwb")
-    try:
-        with NWBHDF5IO(str(tmp), "w") as io:
-            io.write(nwb)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return write_nwb_atomic(nwb, path)
 
 
 def simulate_nwb(
