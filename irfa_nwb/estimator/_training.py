@@ -37,6 +37,8 @@ class TrainingStep:
     pixel_weight, perceptual_weight, adversarial_weight : float
     lr, discriminator_lr : float
         Adam learning rates (betas (0.5, 0.999) and (0.3, 0.999) as published).
+    attention_lr : float, optional
+        Learning rate of the attention layer's parameters (default: ``lr``).
     history_size : int
         Capacity of the buffer of past fakes replayed to the discriminator.
     discriminator_every : int
@@ -58,6 +60,7 @@ class TrainingStep:
         adversarial_weight: float,
         lr: float,
         discriminator_lr: float,
+        attention_lr: float | None = None,
         history_size: int = 50,
         discriminator_every: int = 1,
         generator: torch.Generator | None = None,
@@ -69,7 +72,9 @@ class TrainingStep:
         self.weights = (pixel_weight, perceptual_weight, adversarial_weight)
         self.discriminator_every = discriminator_every
         self.buffer = HistoryBuffer(history_size, 0.5, generator=generator)
-        self.opt_g = torch.optim.Adam(network.parameters(), lr=lr, betas=(0.5, 0.999))
+        self.opt_g = torch.optim.Adam(
+            _parameter_groups(network, lr, attention_lr), lr=lr, betas=(0.5, 0.999)
+        )
         self.opt_d = (
             torch.optim.Adam(discriminator.parameters(), lr=discriminator_lr, betas=(0.3, 0.999))
             if discriminator is not None
@@ -135,9 +140,15 @@ class TrainingStep:
                 loss_perc = self.perceptual(fake, target).float()
             loss_g = loss_g + perceptual_w * loss_perc
         if discriminator is not None:
+            # The generator must fool D with its image only. The condition is detached as in
+            # the discriminator's own update: with gradient through it, the attention layer is
+            # pushed to rewrite the conditioning map to please D (seen as the attention
+            # collapsing onto a single head), not to reconstruct the image.
             discriminator.requires_grad_(False)
             with self.autocast():
-                loss_adv = adversarial_loss(discriminator(features, fake).float(), True)
+                loss_adv = adversarial_loss(
+                    discriminator(features.detach(), fake).float(), True
+                )
             discriminator.requires_grad_(True)
             loss_g = loss_g + adversarial_w * loss_adv
         self._update(loss_g, self.opt_g, self.scalers[0])
@@ -149,6 +160,17 @@ class TrainingStep:
             "loss_adversarial": loss_adv.detach(),
             "loss_discriminator": loss_d,
         }
+
+
+def _parameter_groups(network, lr: float, attention_lr: float | None) -> list[dict]:
+    """Adam parameter groups: the attention layer at ``attention_lr`` (when given), the rest at
+    ``lr``."""
+    if attention_lr is None or not hasattr(network, "attention"):
+        return [{"params": list(network.parameters())}]
+    attention = list(network.attention.parameters())
+    ids = {id(p) for p in attention}
+    rest = [p for p in network.parameters() if id(p) not in ids]
+    return [{"params": rest, "lr": lr}, {"params": attention, "lr": attention_lr}]
 
 
 def build_networks(
@@ -225,6 +247,7 @@ def train(est: IRFA, X: np.ndarray, images: np.ndarray) -> None:
         adversarial_weight=est.adversarial_weight,
         lr=est.lr,
         discriminator_lr=est.discriminator_lr,
+        attention_lr=est.attention_lr,
         history_size=est.history_size,
         discriminator_every=est.discriminator_every,
         generator=generator_rng,

@@ -53,6 +53,12 @@ class IRFA(BaseEstimator):
         Generator learning rate (Adam, betas (0.5, 0.999)).
     discriminator_lr : float, default 1e-4
         Discriminator learning rate (Adam, betas (0.3, 0.999)).
+    attention_lr : float or None, default None
+        Learning rate of the attention layer (embeddings, positional codes, keys, values,
+        score convolution); None uses ``lr`` (as published). Its scores are divided by
+        ``sqrt(c·k²)`` and start near a uniform softmax over heads, so on small data sets or
+        short runs the inverse receptive fields stay diffuse while the U-Net learns; a larger
+        value (e.g. ``10 * lr``) lets them localise within the budget.
     adversarial_weight, perceptual_weight, pixel_weight : float
         Weights of the generator loss terms (0.01, 0.69, 0.3 as published). With
         ``adversarial_weight=0`` no discriminator is trained; with ``perceptual_weight=0`` no
@@ -129,6 +135,7 @@ class IRFA(BaseEstimator):
         batch_size: int = 8,
         lr: float = 7.8e-4,
         discriminator_lr: float = 1e-4,
+        attention_lr: float | None = None,
         adversarial_weight: float = 0.01,
         perceptual_weight: float = 0.69,
         pixel_weight: float = 0.3,
@@ -157,6 +164,7 @@ class IRFA(BaseEstimator):
         self.batch_size = batch_size
         self.lr = lr
         self.discriminator_lr = discriminator_lr
+        self.attention_lr = attention_lr
         self.adversarial_weight = adversarial_weight
         self.perceptual_weight = perceptual_weight
         self.pixel_weight = pixel_weight
@@ -202,6 +210,8 @@ class IRFA(BaseEstimator):
         for name in ("lr", "discriminator_lr"):
             if not getattr(self, name) > 0:
                 raise InputError(f"{name} must be > 0; got {getattr(self, name)!r}")
+        if self.attention_lr is not None and not self.attention_lr > 0:
+            raise InputError(f"attention_lr must be > 0 or None; got {self.attention_lr!r}")
         for name in ("adversarial_weight", "perceptual_weight", "pixel_weight"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and value >= 0 and math.isfinite(value)):
