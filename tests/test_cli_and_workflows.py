@@ -102,3 +102,17 @@ def test_rf_localisation_on_known_maps():
     expected_b = np.hypot(2.5 / size - 0.9, 12.5 / size - 0.1)
     assert d["distance"].sel(head="b") == pytest.approx(expected_b)
     assert d.attrs["chance_distance"] > 0
+
+
+def test_irf_peaks_can_leave_out_the_border_lines():
+    size = 20
+    maps = np.zeros((2, 1, size, size))
+    maps[:, 0, 0, 19] = 5.0  # a truncated-kernel corner pixel dominates the raw map
+    maps[:, 0, 9, 6] = 1.0  # the interior peak
+    raw = spatial_irf_peaks(maps, ["a"], smooth=0.5)
+    assert raw["peak_x"].item() == pytest.approx(19.5 / size)
+    inner = spatial_irf_peaks(maps, ["a"], smooth=0.5, border=3)
+    assert inner["peak_x"].item() == pytest.approx(6.5 / size)
+    assert inner["peak_y"].item() == pytest.approx(9.5 / size)
+    with pytest.raises(ValueError, match="border"):
+        spatial_irf_peaks(maps, ["a"], border=10)
