@@ -116,3 +116,25 @@ def test_irf_peaks_can_leave_out_the_border_lines():
     assert inner["peak_y"].item() == pytest.approx(9.5 / size)
     with pytest.raises(ValueError, match="border"):
         spatial_irf_peaks(maps, ["a"], border=10)
+
+
+def test_demo_perceptual_choice(fake_vgg19, monkeypatch):
+    from irfa_nwb.workflows.demo import _perceptual_choice
+
+    # fake_vgg19 points TORCH_HOME at cached (random) weights
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    use, note = _perceptual_choice("auto")
+    assert not use and "no GPU" in note
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    assert _perceptual_choice("auto")[0]
+    assert not _perceptual_choice("off")[0]
+    with pytest.raises(ValueError, match="auto"):
+        _perceptual_choice("maybe")
+
+
+def test_demo_perceptual_choice_without_weights(empty_torch_home):
+    from irfa_nwb.workflows.demo import _perceptual_choice
+
+    use, note = _perceptual_choice("auto")
+    assert not use and "no pretrained VGG19" in note
+    assert _perceptual_choice("on") == (True, "pretrained VGG19 missing: fit says how to get it")

@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="irfa_demo_output", help="output folder")
     p.add_argument("--epochs", type=int, default=None, help="override the demo's epochs")
     p.add_argument("--n-stimuli", type=int, default=None)
+    p.add_argument("--perceptual", choices=("auto", "on", "off"), default="auto",
+                   help="VGG19 perceptual loss; auto: when its weights are cached and a GPU is "
+                   "present")
 
     p = sub.add_parser("simulate", help="write a simulated (ground-truth) NWB session")
     p.add_argument("output", help=".nwb file to write")
@@ -146,7 +149,10 @@ def _run(args: argparse.Namespace) -> int:
 
         model = {} if args.epochs is None else {"epochs": args.epochs}
         sim = {} if args.n_stimuli is None else {"n_stimuli": args.n_stimuli}
-        result = run_demo(args.out, simulation=sim, model=model, verbose=0 if args.quiet else 1)
+        result = run_demo(
+            args.out, simulation=sim, model=model, perceptual=args.perceptual,
+            verbose=0 if args.quiet else 1,
+        )
         print(result.summary())
     elif args.command == "simulate":
         from ..simulation import simulate_nwb

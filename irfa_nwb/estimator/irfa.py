@@ -436,11 +436,6 @@ class IRFA(BaseEstimator):
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "network_")
 
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state.pop("_perceptual", None)
-        return state
-
 
 def resize_images(images: np.ndarray, size: int) -> np.ndarray:
     """Resize float images ``(n, H, W, 3)`` to ``(n, size, size, 3)`` (antialiased bilinear)."""

@@ -51,6 +51,7 @@ class DemoResult:
     metrics: dict[str, dict[str, float]]
     rf_distances: Any  # xarray.Dataset per head: peak, true centre, distance
     perceptual: bool
+    perceptual_note: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     loss_terms: str = ""
 
@@ -86,8 +87,8 @@ class DemoResult:
             f"(chance, to other arrays' centres: {d.attrs['chance_distance']:.3f})",
             "",
             "perceptual loss: "
-            + ("on (pretrained VGG19 found)" if self.perceptual else
-               "off (no pretrained VGG19 weights on this machine)")
+            + ("on" if self.perceptual else "off")
+            + (f" ({self.perceptual_note})" if self.perceptual_note else "")
             + (f"; generator losses: {self.loss_terms}" if self.loss_terms else ""),
             f"files: {self.nwb_path}, {self.results_path}, {self.model_path}, "
             f"{len(self.figures)} figures in {self.output_dir / 'figures'}",
@@ -151,10 +152,33 @@ def rf_localisation(peaks, true_centres):
     return out
 
 
-def _perceptual_available() -> bool:
+def _perceptual_choice(choice: str) -> tuple[bool, str]:
+    """Whether the demo uses the VGG19 perceptual loss, and why.
+
+    ``"auto"`` uses it when the pretrained weights are cached *and* a CUDA device is present:
+    on a CPU the perceptual network costs several times the rest of a training step, which would
+    take the demo far past its few-minute budget.
+    """
+    import torch
+
     from ..model.pretrained import weights_path
 
-    return weights_path("vgg19").is_file()
+    if choice not in ("auto", "on", "off"):
+        raise ValueError(f"perceptual must be 'auto', 'on' or 'off'; got {choice!r}")
+    have_weights = weights_path("vgg19").is_file()
+    if choice == "off":
+        return False, "turned off"
+    if choice == "on":
+        found = "found" if have_weights else "missing: fit says how to get it"
+        return True, f"pretrained VGG19 {found}"
+    if not have_weights:
+        return False, "no pretrained VGG19 weights on this machine"
+    if not torch.cuda.is_available():
+        return False, (
+            "pretrained VGG19 found, but no GPU: too slow for the demo on a CPU "
+            "(--perceptual on forces it)"
+        )
+    return True, "pretrained VGG19 found, on the GPU"
 
 
 def run_demo(
@@ -162,6 +186,7 @@ def run_demo(
     *,
     simulation: dict | None = None,
     model: dict | None = None,
+    perceptual: str = "auto",
     verbose: int = 1,
     log: Callable[[str], None] = print,
 ) -> DemoResult:
@@ -175,6 +200,9 @@ def run_demo(
         Overrides of :data:`DEMO_SIMULATION` (passed to :func:`irfa_nwb.simulate_nwb`).
     model : dict, optional
         Overrides of :data:`DEMO_MODEL` (passed to :class:`irfa_nwb.IRFA`).
+    perceptual : {"auto", "on", "off"}
+        Train with the VGG19 perceptual loss: "auto" when its pretrained weights are cached and
+        a GPU is present (see :func:`_perceptual_choice`).
     verbose : int
         0: quiet; 1: steps and a progress bar.
     log : callable
@@ -194,9 +222,11 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     sim = {**DEMO_SIMULATION, **(simulation or {})}
     params = {**DEMO_MODEL, **(model or {})}
-    perceptual = _perceptual_available()
-    if not perceptual and "perceptual_weight" not in (model or {}):
+    use_perceptual, perceptual_note = _perceptual_choice(perceptual)
+    if not use_perceptual:
         params["perceptual_weight"] = 0.0
+    elif params.get("perceptual_weight", 0) <= 0:
+        params["perceptual_weight"] = 0.69
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
@@ -215,11 +245,8 @@ def run_demo(
 
     t0 = time.perf_counter()
     say(
-        "[3/5] fitting IRFA ("
-        + ("with" if perceptual else "without")
-        + " the VGG19 perceptual loss"
-        + ("" if perceptual else ": no pretrained weights here")
-        + ")"
+        f"[3/5] fitting IRFA ({'with' if use_perceptual else 'without'} the VGG19 perceptual "
+        f"loss: {perceptual_note})"
     )
     estimator = IRFA(verbose=verbose, **params).fit(X_train, y_train)
     model_path = out / "irfa_model.safetensors"
@@ -264,7 +291,8 @@ def run_demo(
         figures=list(figures),
         metrics=metrics,
         rf_distances=distances,
-        perceptual=perceptual,
+        perceptual=use_perceptual,
+        perceptual_note=perceptual_note,
         timings=timings,
         loss_terms=" + ".join(
             name
