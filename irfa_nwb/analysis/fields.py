@@ -131,6 +131,14 @@ def feature_irf_mean(feature_fields: Any) -> xr.DataArray:
                         name="feature_irf")
 
 
+def _consistency(fields: Any, ndim: int, what: str, name: str) -> xr.DataArray:
+    """Mean pairwise correlation across stimuli of each head's IRF."""
+    arr, heads = _as_fields(fields, ndim, what)
+    values = [mean_pairwise_correlation(arr[:, h]) for h in range(arr.shape[1])]
+    return xr.DataArray(values, dims=("head",), coords=_head_coords(len(values), heads, None),
+                        name=name)
+
+
 def spatial_consistency(spatial_fields: Any) -> xr.DataArray:
     """Consistency of each head's spatial IRF across stimuli.
 
@@ -145,10 +153,7 @@ def spatial_consistency(spatial_fields: Any) -> xr.DataArray:
         Mean pairwise Pearson correlation between the maps of different stimuli (1 = the same
         map for every stimulus; NaN when fewer than two stimuli have a non-constant map).
     """
-    arr, heads = _as_fields(spatial_fields, 4, "spatial fields")
-    values = [mean_pairwise_correlation(arr[:, h]) for h in range(arr.shape[1])]
-    return xr.DataArray(values, dims=("head",), coords=_head_coords(len(values), heads, None),
-                        name="spatial_consistency")
+    return _consistency(spatial_fields, 4, "spatial fields", "spatial_consistency")
 
 
 def feature_consistency(feature_fields: Any) -> xr.DataArray:
@@ -163,10 +168,7 @@ def feature_consistency(feature_fields: Any) -> xr.DataArray:
     -------
     xarray.DataArray, dims ("head",)
     """
-    arr, heads = _as_fields(feature_fields, 3, "feature fields")
-    values = [mean_pairwise_correlation(arr[:, h]) for h in range(arr.shape[1])]
-    return xr.DataArray(values, dims=("head",), coords=_head_coords(len(values), heads, None),
-                        name="feature_consistency")
+    return _consistency(feature_fields, 3, "feature fields", "feature_consistency")
 
 
 def feature_variability(feature_fields: Any) -> xr.DataArray:
