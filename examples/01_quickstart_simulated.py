@@ -25,8 +25,10 @@ X_train, y_train = irfa_nwb.to_training_pair(train)  # repeats averaged: stimulu
 X_test, y_test = irfa_nwb.to_training_pair(test)
 
 # 3. fit: one attention head per electrode group (from the electrode_group coord)
+# (a small, CPU-sized configuration; the published one is image_size=64, width=64, epochs=100)
 model = irfa_nwb.IRFA(
-    image_size=32, width=32, epochs=15, batch_size=16, lr=2e-3,
+    image_size=32, width=32, epochs=15, batch_size=16, lr=5e-4, attention_lr=5e-3,
+    adversarial_weight=0,
     perceptual_weight=0,  # set > 0 when pretrained VGG19 weights are available
     random_state=0,
 ).fit(X_train, y_train)

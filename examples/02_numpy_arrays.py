@@ -17,7 +17,10 @@ X = images[:, :: size // 4, :: size // 4].reshape(n, -1) @ weights
 X += 0.2 * rng.normal(size=X.shape)
 groups = np.repeat(["array_A", "array_B", "array_C"], n_units // 3)  # one head each
 
-model = IRFA(image_size=32, width=16, epochs=10, perceptual_weight=0, random_state=0)
+model = IRFA(
+    image_size=32, width=16, epochs=30, lr=1e-3, attention_lr=1e-2, adversarial_weight=0,
+    perceptual_weight=0, random_state=0, verbose=0,
+)
 model.fit(X[:160], images[:160].astype(np.float32), groups=groups)
 
 recon = model.predict(X[160:])  # (40, 32, 32, 3) float in [0, 1]

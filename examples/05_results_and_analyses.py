@@ -25,7 +25,7 @@ print(results[["spatial_consistency", "feature_consistency", "feature_variabilit
 features = results["feature_irf_per_stimulus"]
 for area, res in cluster_stimuli(features, list(results["area"].values)).items():
     print(f"{area}: {res.k} clusters (silhouette {res.silhouette[res.k]:.3f}), "
-          f"exemplar stimuli {[list(e) for e in res.exemplar_ids()]}")
+          f"exemplar stimuli {[e.tolist() for e in res.exemplar_ids]}")
 
 for path in write_report(sys.argv[1], "report_figures"):
     print("wrote", path)
