@@ -60,43 +60,26 @@ def test_irfa_network_end_to_end():
     assert out.shape == (4, 3, 16, 16)
 
 
-def _reference_perceptual(features, layers, pred, target, size):
-    """Per-layer recomputation of the prefix, as the reference formulation does."""
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-
-    def prep(x):
-        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear")
-        return (x - mean) / std
-
-    total = 0.0
-    for idx in layers:
-        prefix = features[: idx + 1]
-        total = total + torch.nn.functional.l1_loss(prefix(prep(pred)), prefix(prep(target)))
-    return total / len(layers)
-
-
-def test_perceptual_single_pass_equals_per_layer_reference():
+def test_perceptual_single_pass_keeps_the_network_frozen_and_in_eval():
+    """(Equality with the reference's per-layer recomputation: tests/test_model_reference.py.)"""
     torch.manual_seed(0)
     features = torchvision.models.vgg19(weights=None).features
-    loss = PerceptualLoss(features, input_size=48)
+    loss = PerceptualLoss(features, input_size=32)
     pred = torch.rand(2, 3, 16, 16, requires_grad=True)
-    target = torch.rand(2, 3, 16, 16)
-    value = loss(pred, target)
-    expected = _reference_perceptual(features, (8, 15, 22, 29, 35), pred, target, 48)
-    assert torch.allclose(value, expected, rtol=1e-5)
-    value.backward()
+    loss(pred, torch.rand(2, 3, 16, 16)).backward()
     assert pred.grad is not None and pred.grad.abs().sum() > 0
     assert all(not p.requires_grad for p in loss.parameters())
-    assert len(loss.features) == 36  # nothing beyond the deepest compared layer is run
+    assert len(loss.features) == 35  # nothing beyond the deepest compared slice is run
     loss.train()
     assert not loss.features.training  # VGG stays in eval mode
 
 
 def test_perceptual_rejects_bad_layers():
     features = torchvision.models.vgg19(weights=None).features
-    with pytest.raises(ValueError, match="layers must index"):
+    with pytest.raises(ValueError, match="slice ends"):
         PerceptualLoss(features, layers=(40,))
+    with pytest.raises(ValueError, match="slice ends"):
+        PerceptualLoss(features, layers=(0, 8))
 
 
 def test_pretrained_weights_missing_gives_actionable_error(empty_torch_home):

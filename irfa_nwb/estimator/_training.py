@@ -18,13 +18,20 @@ from ..model.generator import HistoryBuffer, PatchDiscriminator
 from ..model.losses import PerceptualLoss, adversarial_loss
 from ..model.network import IRFANetwork, split_heads
 from .persistence import save_model
+from .recipes import reference_momentum
 
 if TYPE_CHECKING:
     from .irfa import IRFA
 
 
 class TrainingStep:
-    """One generator + discriminator update of IRFA (pix2pix-style conditional GAN).
+    """One generator (+ discriminator) update of IRFA, as the reference training loop does it.
+
+    On a batch whose index within the epoch is a multiple of ``discriminator_every``, the
+    discriminator is updated first (real pairs against fakes replayed through the history
+    buffer, ``0.5 * (BCE(D(fake), 0) + BCE(D(real), 1))``), then the generator (attention
+    layer + U-Net) with ``pixel_weight * L1 + perceptual_weight * perceptual +
+    adversarial_weight * BCE(D(condition, fake), 1)``.
 
     Parameters
     ----------
@@ -42,7 +49,17 @@ class TrainingStep:
     history_size : int
         Capacity of the buffer of past fakes replayed to the discriminator.
     discriminator_every : int
-        Update the discriminator on every this many calls.
+        Update the discriminator on batches whose index within the epoch is a multiple of
+        this (the reference: 100, i.e. batches 0, 100, 200, … of every epoch).
+    condition_gradient : bool
+        Let the generator's adversarial term back-propagate through the discriminator's
+        condition (the attention output) as well as through the image (the reference does).
+    running_stats : {"reference", "standard"}
+        ``"reference"``: batch-norm running statistics end as the reference loop leaves them.
+        It runs the attention layer and the U-Net once more per batch in training mode
+        (outputs unused), and the U-Net once more on discriminator batches, so their running
+        statistics take two (three) updates with the same batch statistics per batch; this is
+        reproduced exactly by the equivalent momentum, without the extra passes.
     generator : torch.Generator
         Randomness of the history buffer.
     mixed_precision : bool
@@ -63,6 +80,8 @@ class TrainingStep:
         attention_lr: float | None = None,
         history_size: int = 50,
         discriminator_every: int = 1,
+        condition_gradient: bool = False,
+        running_stats: str = "standard",
         generator: torch.Generator | None = None,
         mixed_precision: bool = False,
     ) -> None:
@@ -71,6 +90,7 @@ class TrainingStep:
         self.perceptual = perceptual
         self.weights = (pixel_weight, perceptual_weight, adversarial_weight)
         self.discriminator_every = discriminator_every
+        self.condition_gradient = bool(condition_gradient)
         self.buffer = HistoryBuffer(history_size, 0.5, generator=generator)
         self.opt_g = torch.optim.Adam(
             _parameter_groups(network, lr, attention_lr), lr=lr, betas=(0.5, 0.999)
@@ -80,6 +100,10 @@ class TrainingStep:
             if discriminator is not None
             else None
         )
+        if running_stats not in ("reference", "standard"):
+            raise ValueError(f"running_stats must be 'reference' or 'standard': {running_stats!r}")
+        self.running_stats = running_stats
+        self._norms = _batch_norms(network)
         device = next(network.parameters()).device
         self.device = device
         self.mixed_precision = bool(mixed_precision) and device.type == "cuda"
@@ -90,12 +114,24 @@ class TrainingStep:
             self.amp_dtype = torch.bfloat16 if bf16 else torch.float16
             if not bf16:
                 self.scalers = (torch.amp.GradScaler("cuda"), torch.amp.GradScaler("cuda"))
-        self.calls = 0
 
     def autocast(self):
         if not self.mixed_precision:
             return contextlib.nullcontext()
         return torch.autocast("cuda", dtype=self.amp_dtype)
+
+    def updates_discriminator(self, batch_index: int) -> bool:
+        """Whether the batch at ``batch_index`` (within its epoch) updates the discriminator."""
+        return self.discriminator is not None and batch_index % self.discriminator_every == 0
+
+    def _set_momenta(self, d_step: bool) -> None:
+        if self.running_stats != "reference":
+            return
+        attention, unet = self._norms
+        for module, base in attention:
+            module.momentum = reference_momentum(base, 2)
+        for module, base in unet:
+            module.momentum = reference_momentum(base, 3 if d_step else 2)
 
     @staticmethod
     def _update(loss: torch.Tensor, optimizer, scaler) -> None:
@@ -108,25 +144,32 @@ class TrainingStep:
             scaler.step(optimizer)
             scaler.update()
 
-    def __call__(self, inputs: list[torch.Tensor], target: torch.Tensor) -> dict:
-        """Update on one batch; returns the detached losses (``loss_discriminator`` may be None)."""
+    def __call__(
+        self, inputs: list[torch.Tensor], target: torch.Tensor, batch_index: int = 0
+    ) -> dict:
+        """Update on one batch; returns the detached losses (``loss_discriminator`` may be None).
+
+        ``batch_index`` is the batch's position within its epoch (it sets the discriminator
+        schedule).
+        """
         pixel_w, perceptual_w, adversarial_w = self.weights
         network, discriminator = self.network, self.discriminator
+        d_step = self.updates_discriminator(batch_index)
+        self._set_momenta(d_step)
         with self.autocast():
             features, fake = network.forward_with_attention(inputs)
-        fake = fake.float()
-        features = features.float()
+        fake, features = _full(fake), _full(features)
         c = features.shape[1]
         loss_d = None
         # discriminator: real pairs against (replayed) fake pairs
-        if discriminator is not None and self.calls % self.discriminator_every == 0:
+        if d_step:
             pooled = self.buffer(torch.cat([features.detach(), fake.detach()], dim=1))
             with self.autocast():
-                real_logits = discriminator(features.detach(), target)
-                fake_logits = discriminator(pooled[:, :c], pooled[:, c:])
+                fake_scores = discriminator(pooled[:, :c], pooled[:, c:])
+                real_scores = discriminator(features.detach(), target)
             loss_d = 0.5 * (
-                adversarial_loss(real_logits.float(), True)
-                + adversarial_loss(fake_logits.float(), False)
+                adversarial_loss(_full(fake_scores), False)
+                + adversarial_loss(_full(real_scores), True)
             )
             self._update(loss_d, self.opt_d, self.scalers[1])
             loss_d = loss_d.detach()
@@ -137,22 +180,18 @@ class TrainingStep:
         loss_g = pixel_w * loss_pix
         if self.perceptual is not None:
             with self.autocast():
-                loss_perc = self.perceptual(fake, target).float()
+                loss_perc = _full(self.perceptual(fake, target))
             loss_g = loss_g + perceptual_w * loss_perc
         if discriminator is not None:
-            # The generator must fool D with its image only. The condition is detached as in
-            # the discriminator's own update: with gradient through it, the attention layer is
-            # pushed to rewrite the conditioning map to please D (seen as the attention
-            # collapsing onto a single head), not to reconstruct the image.
+            # The reference lets this term reach the attention layer through D's condition
+            # too (condition_gradient=True); pix2pix practice conditions on a fixed input.
+            condition = features if self.condition_gradient else features.detach()
             discriminator.requires_grad_(False)
             with self.autocast():
-                loss_adv = adversarial_loss(
-                    discriminator(features.detach(), fake).float(), True
-                )
+                loss_adv = adversarial_loss(_full(discriminator(condition, fake)), True)
             discriminator.requires_grad_(True)
             loss_g = loss_g + adversarial_w * loss_adv
         self._update(loss_g, self.opt_g, self.scalers[0])
-        self.calls += 1
         return {
             "loss_generator": loss_g.detach(),
             "loss_pixel": loss_pix.detach(),
@@ -160,6 +199,26 @@ class TrainingStep:
             "loss_adversarial": loss_adv.detach(),
             "loss_discriminator": loss_d,
         }
+
+
+def _full(t: torch.Tensor) -> torch.Tensor:
+    """Half-precision tensors (from autocast) in float32; others as they are."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
+def _batch_norms(network) -> tuple[list, list]:
+    """(module, configured momentum) of the batch norms of the attention layer and the U-Net."""
+
+    def norms(module) -> list:
+        if module is None:
+            return []
+        return [
+            (m, m.momentum)
+            for m in module.modules()
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.momentum is not None
+        ]
+
+    return norms(getattr(network, "attention", None)), norms(getattr(network, "generator", None))
 
 
 def _parameter_groups(network, lr: float, attention_lr: float | None) -> list[dict]:
@@ -176,7 +235,11 @@ def _parameter_groups(network, lr: float, attention_lr: float | None) -> list[di
 def build_networks(
     est: IRFA, head_sizes: list[int]
 ) -> tuple[IRFANetwork, PatchDiscriminator | None]:
-    """Generator network and (when adversarial training is on) discriminator of ``est``."""
+    """Generator network and (when adversarial training is on) discriminator of ``est``.
+
+    Uses the resolved recipe ``est.recipe_`` (see :mod:`irfa_nwb.estimator.recipes`).
+    """
+    recipe = est.recipe_
     network = IRFANetwork(
         head_sizes,
         est.channels,
@@ -184,10 +247,17 @@ def build_networks(
         est.kernel_size,
         attention=est.attention,
         width=est.width,
+        bottleneck_norm=recipe["bottleneck_norm"],
+        init=recipe["init"],
     )
     discriminator = None
     if est.adversarial_weight > 0:
-        discriminator = PatchDiscriminator(est.channels + 3, est.width)
+        discriminator = PatchDiscriminator(
+            est.channels + 3,
+            est.width,
+            output=recipe["discriminator_output"],
+            init=recipe["init"] == "all",
+        )
     return network, discriminator
 
 
@@ -249,9 +319,11 @@ def train(est: IRFA, X: np.ndarray, images: np.ndarray) -> None:
         discriminator_lr=est.discriminator_lr,
         attention_lr=est.attention_lr,
         history_size=est.history_size,
-        discriminator_every=est.discriminator_every,
+        discriminator_every=est.recipe_["discriminator_every"],
+        condition_gradient=est.recipe_["condition_gradient"],
+        running_stats=est.recipe_["running_stats"],
         generator=generator_rng,
-        mixed_precision=est.mixed_precision in ("auto", True),
+        mixed_precision=est.recipe_["mixed_precision"] in ("auto", True),
     )
     est.mixed_precision_ = step.mixed_precision
 
@@ -286,10 +358,10 @@ def train(est: IRFA, X: np.ndarray, images: np.ndarray) -> None:
                 discriminator.train()
             sums: dict[str, torch.Tensor] = {}
             d_sum, d_count, batches = torch.zeros((), device=device), 0, 0
-            for xb, yb in loader:
+            for batch_index, (xb, yb) in enumerate(loader):
                 xb = xb.to(device, non_blocking=True)
                 yb = yb.to(device, non_blocking=True)
-                losses = step(split_heads(xb, index), yb)
+                losses = step(split_heads(xb, index), yb, batch_index)
                 loss_d = losses.pop("loss_discriminator")
                 if loss_d is not None:
                     d_sum = d_sum + loss_d

@@ -68,9 +68,36 @@ class IRFA(BaseEstimator):
     perceptual_size : int, default 224
         Side images are resized to before the perceptual network.
     perceptual_layers : tuple of int, default (8, 15, 22, 29, 35)
-        Indices of ``vgg19.features`` whose outputs are compared.
-    discriminator_every : int, default 1
-        Update the discriminator every this many batches (the reference script used 100).
+        Slice ends ``i`` of ``vgg19.features``: the outputs of ``features[:i]`` are compared,
+        as in the reference code (conv2_2, conv3_3, conv4_2, conv5_1, conv5_4 before their
+        ReLU).
+    recipe : {"published", "pix2pix"}, default "published"
+        Training procedure. ``"published"`` trains exactly as the authors' reference code;
+        ``"pix2pix"`` follows common conditional-GAN practice (raw-logit discriminator updated
+        every batch, condition detached in the generator's adversarial term, pix2pix U-Net
+        bottleneck, the same initialisation for all networks, mixed precision on CUDA). The
+        following parameters default to None, meaning "as the recipe says"; set one to
+        override that choice alone (see the user guide, "Training recipes").
+    discriminator_every : int or None
+        Update the discriminator on the batches whose index within the epoch is a multiple of
+        this (published: 100; pix2pix: 1).
+    discriminator_output : {"sigmoid", "logits"} or None
+        Published: the discriminator ends in a sigmoid and its losses apply
+        BCE-with-logits to that output, so the sigmoid is applied twice and the adversarial
+        term is bounded (about 0.31 to 0.69) with a small gradient. pix2pix: raw logits.
+    condition_gradient : bool or None
+        Let the generator's adversarial term reach the attention layer through the
+        discriminator's condition (published: True; pix2pix: False, the condition detached).
+    bottleneck_norm : bool or None
+        Innermost U-Net block with batch norm and LeakyReLU(0.2) (published: True) or as in
+        pix2pix (False).
+    init : {"unet", "all"} or None
+        Published ("unet"): Kaiming / N(1, 0.02) initialisation of the U-Net only, the
+        attention layer and discriminator at PyTorch's defaults; "all": everywhere.
+    running_stats : {"reference", "standard"} or None
+        Published ("reference"): batch-norm running statistics as the reference loop leaves
+        them (it re-runs the networks in training mode, so each batch updates them two or
+        three times); "standard": one update per forward pass.
     history_size : int, default 50
         Capacity of the buffer of past fakes replayed to the discriminator (0: off).
     validation_fraction : float, default 0.0
@@ -82,9 +109,10 @@ class IRFA(BaseEstimator):
         Implementation of the attention layer (same results; dense is much slower).
     device : str, default "auto"
         "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1"...
-    mixed_precision : {"auto", True, False}, default "auto"
+    mixed_precision : {"auto", True, False} or None
         Autocast (bfloat16 where supported, else float16 with loss scaling) on CUDA; "auto"
-        turns it on for CUDA only. Never used on CPU.
+        and True turn it on for CUDA only; never used on CPU. None: as the recipe says
+        (published: False, float32; pix2pix: "auto").
     num_workers : int, default 0
         Worker processes of the data loader.
     checkpoint_path : str or path, optional
@@ -117,6 +145,8 @@ class IRFA(BaseEstimator):
         ``loss_adversarial``, ``loss_discriminator``, ``val_loss``, ``time``.
     n_epochs_ : int
         Epochs actually run.
+    recipe_ : dict
+        The training choices used: the recipe's, with explicitly set parameters in place.
 
     Examples
     --------
@@ -142,13 +172,19 @@ class IRFA(BaseEstimator):
         perceptual_network: str = "vgg19",
         perceptual_size: int = 224,
         perceptual_layers: tuple[int, ...] = (8, 15, 22, 29, 35),
-        discriminator_every: int = 1,
+        recipe: str = "published",
+        discriminator_every: int | None = None,
+        discriminator_output: str | None = None,
+        condition_gradient: bool | None = None,
+        bottleneck_norm: bool | None = None,
+        init: str | None = None,
+        running_stats: str | None = None,
         history_size: int = 50,
         validation_fraction: float = 0.0,
         early_stopping: int | None = None,
         attention: str = "factorized",
         device: str = "auto",
-        mixed_precision: str | bool = "auto",
+        mixed_precision: str | bool | None = None,
         num_workers: int = 0,
         checkpoint_path: str | None = None,
         callbacks: Sequence[Callable] | None = None,
@@ -171,7 +207,13 @@ class IRFA(BaseEstimator):
         self.perceptual_network = perceptual_network
         self.perceptual_size = perceptual_size
         self.perceptual_layers = perceptual_layers
+        self.recipe = recipe
         self.discriminator_every = discriminator_every
+        self.discriminator_output = discriminator_output
+        self.condition_gradient = condition_gradient
+        self.bottleneck_norm = bottleneck_norm
+        self.init = init
+        self.running_stats = running_stats
         self.history_size = history_size
         self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping
@@ -194,7 +236,8 @@ class IRFA(BaseEstimator):
 
         for name in ("image_size", "channels", "kernel_size", "width", "epochs", "batch_size"):
             positive_int(name)
-        positive_int("discriminator_every")
+        if self.discriminator_every is not None:
+            positive_int("discriminator_every")
         positive_int("history_size", 0)
         positive_int("num_workers", 0)
         positive_int("perceptual_size", 32)
@@ -236,10 +279,18 @@ class IRFA(BaseEstimator):
             raise InputError(
                 f"attention must be 'factorized' or 'dense'; got {self.attention!r}"
             )
-        if self.mixed_precision not in ("auto", True, False):
-            raise InputError(
-                f"mixed_precision must be 'auto', True or False; got {self.mixed_precision!r}"
+        self._resolve_recipe()  # raises InputError on an unknown recipe or setting
+
+    def _resolve_recipe(self) -> dict:
+        """The training choices of ``recipe`` with the explicitly set ones in their place."""
+        from .recipes import RECIPE_PARAMETERS, resolve_recipe
+
+        try:
+            return resolve_recipe(
+                self.recipe, {name: getattr(self, name) for name in RECIPE_PARAMETERS}
             )
+        except ValueError as err:
+            raise InputError(str(err)) from None
 
     def _resolve_device(self) -> str:
         torch = _torch()
@@ -341,6 +392,7 @@ class IRFA(BaseEstimator):
         self.n_features_in_ = resp.values.shape[1]
         self.unit_ids_ = resp.unit_ids
         self.image_size_ = int(self.image_size)
+        self.recipe_ = self._resolve_recipe()
         self.device_ = self._resolve_device()
         train(self, resp.values, images)
         return self

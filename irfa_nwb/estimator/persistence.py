@@ -113,8 +113,16 @@ def load_model(path, *, device: str | None = None):
     params = json.loads(meta["params"])
     if isinstance(params.get("perceptual_layers"), list):
         params["perceptual_layers"] = tuple(params["perceptual_layers"])
+    if "recipe" not in params:
+        # written by irfa-nwb 0.1, whose networks were built the pix2pix way
+        params["recipe"] = "pix2pix"
+        if params.get("discriminator_every") == 1:
+            params["discriminator_every"] = None
+        if params.get("mixed_precision") == "auto":
+            params["mixed_precision"] = None
     fitted = json.loads(meta["fitted"])
     est = IRFA(**params)
+    est.recipe_ = est._resolve_recipe()
     saved_device = fitted["device_"]
     if device is None:
         device = saved_device

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 _IMPLEMENTATIONS = ("factorized", "dense")
+_INITS = ("default", "kaiming")
 
 
 def _same_padding(kernel_size: int) -> tuple[int, int]:
@@ -186,6 +187,13 @@ class InverseReceptiveFieldAttention(nn.Module):
     implementation : {"factorized", "dense"}, default "factorized"
         How :meth:`forward` and the field methods compute. Both give the same values (to
         float32 rounding) from the same parameters; the attribute may be changed at any time.
+    init : {"default", "kaiming"}, default "default"
+        Initialisation. ``"default"`` is what the published reference code does: it leaves the
+        attention layer at PyTorch's default initialisation of its modules (uniform
+        ``±1/sqrt(fan_in)`` weights and biases of the key / value / score convolutions and the
+        embedding ``Linear``; ``BatchNorm1d`` at weight 1, bias 0). ``"kaiming"`` applies the
+        reference's U-Net initialisation here too (Kaiming-normal fan_out convolutions,
+        Xavier-normal linears, ``N(1, 0.02)`` batch-norm weights).
 
     Notes
     -----
@@ -204,8 +212,11 @@ class InverseReceptiveFieldAttention(nn.Module):
         *,
         head_sizes: Sequence[int] | None = None,
         implementation: str = "factorized",
+        init: str = "default",
     ) -> None:
         super().__init__()
+        if init not in _INITS:
+            raise ValueError(f"init must be one of {_INITS}, got {init!r}")
         if n_heads < 1:
             raise ValueError(f"n_heads must be >= 1, got {n_heads}")
         if channels < 2 or channels % 2:
@@ -223,6 +234,7 @@ class InverseReceptiveFieldAttention(nn.Module):
         self.image_size = image_size
         self.kernel_size = kernel_size
         self.implementation = implementation
+        self.init = init
         half = channels // 2
 
         def embedding(n_units: int | None) -> nn.Sequential:
@@ -244,24 +256,45 @@ class InverseReceptiveFieldAttention(nn.Module):
 
     # ------------------------------------------------------------------ set-up
     def reset_parameters(self) -> None:
-        """Initialise as published: Kaiming-normal (fan_out) convolutions, Xavier linears."""
+        """Initialise the parameters as ``self.init`` says (see the class docstring)."""
         c, h, k = self.channels, self.n_heads, self.kernel_size
-        # a grouped Conv2d(h*c, h*c, 1, groups=h) has fan_out = h*c for Kaiming
-        std_kv = math.sqrt(2.0 / (h * c))
         with torch.no_grad():
-            self.key_weight.normal_(0.0, std_kv)
-            self.value_weight.normal_(0.0, std_kv)
-            self.key_bias.zero_()
-            self.value_bias.zero_()
-            self.score_weight.normal_(0.0, math.sqrt(2.0 / (c * k * k)))
-            self.score_bias.zero_()
+            if self.init == "default":
+                # PyTorch's Conv2d default: U(±1/sqrt(fan_in)) for weight and bias; a grouped
+                # Conv2d(h*c, h*c, 1, groups=h) has fan_in = c, the score Conv2d c*k*k
+                for weight, bias, fan_in in (
+                    (self.key_weight, self.key_bias, c),
+                    (self.value_weight, self.value_bias, c),
+                    (self.score_weight, self.score_bias, c * k * k),
+                ):
+                    bound = 1.0 / math.sqrt(fan_in)
+                    weight.uniform_(-bound, bound)
+                    bias.uniform_(-bound, bound)
+            else:
+                # Kaiming-normal fan_out: a grouped 1x1 Conv2d(h*c, h*c) has fan_out = h*c
+                std_kv = math.sqrt(2.0 / (h * c))
+                self.key_weight.normal_(0.0, std_kv)
+                self.value_weight.normal_(0.0, std_kv)
+                self.key_bias.zero_()
+                self.value_bias.zero_()
+                self.score_weight.normal_(0.0, math.sqrt(2.0 / (c * k * k)))
+                self.score_bias.zero_()
         for emb in self.embeddings:
             linear, norm = emb[0], emb[1]
             if not isinstance(linear, nn.LazyLinear):
-                nn.init.xavier_normal_(linear.weight)
-                nn.init.zeros_(linear.bias)
-            nn.init.normal_(norm.weight, 1.0, 0.02)
-            nn.init.zeros_(norm.bias)
+                self._init_linear(linear)
+            if self.init == "default":
+                norm.reset_parameters()
+            else:
+                nn.init.normal_(norm.weight, 1.0, 0.02)
+                nn.init.zeros_(norm.bias)
+
+    def _init_linear(self, linear: nn.Linear) -> None:
+        if self.init == "default":
+            linear.reset_parameters()
+        else:
+            nn.init.xavier_normal_(linear.weight)
+            nn.init.zeros_(linear.bias)
 
     @property
     def implementation(self) -> str:
@@ -285,7 +318,8 @@ class InverseReceptiveFieldAttention(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"n_heads={self.n_heads}, channels={self.channels}, image_size={self.image_size}, "
-            f"kernel_size={self.kernel_size}, implementation={self.implementation!r}"
+            f"kernel_size={self.kernel_size}, implementation={self.implementation!r}, "
+            f"init={self.init!r}"
         )
 
     # -------------------------------------------------------------- embedding
@@ -297,10 +331,9 @@ class InverseReceptiveFieldAttention(nn.Module):
         for emb, x in zip(self.embeddings, inputs, strict=True):
             linear = emb[0]
             if isinstance(linear, nn.LazyLinear) and linear.has_uninitialized_params():
-                linear.initialize_parameters(x)
-                with torch.no_grad():
-                    nn.init.xavier_normal_(linear.weight)
-                    nn.init.zeros_(linear.bias)
+                linear.initialize_parameters(x)  # PyTorch's default initialisation
+                if self.init != "default":
+                    self._init_linear(linear)
             outs.append(emb(x))
         return torch.stack(outs, dim=1)
 

@@ -32,20 +32,31 @@ def unet_depth(image_size: int, max_depth: int = len(UNET_WIDTHS)) -> int:
 
 
 class _SkipBlock(nn.Module):
-    """One U-Net level: down-sample, inner block, up-sample, concatenate the skip."""
+    """One U-Net level: down-sample, inner block, up-sample, concatenate the skip.
 
-    def __init__(self, outer: int, inner: int, sub: nn.Module | None) -> None:
+    The innermost block (``sub`` None) of the published network keeps batch norm after its
+    down-convolution and a LeakyReLU(0.2) before its up-convolution
+    (``bottleneck_norm=True``); pix2pix drops that batch norm and uses a ReLU there.
+    """
+
+    def __init__(
+        self, outer: int, inner: int, sub: nn.Module | None, bottleneck_norm: bool = True
+    ) -> None:
         super().__init__()
         down = [nn.LeakyReLU(0.2), nn.Conv2d(outer, inner, 4, 2, 1, bias=False)]
+        up_act: nn.Module = nn.ReLU()
         if sub is not None:
             down.append(nn.BatchNorm2d(inner))
             up_in = inner * 2
-        else:  # bottleneck: no normalisation on the way down (as pix2pix)
+        else:
             up_in = inner
+            if bottleneck_norm:
+                down.append(nn.BatchNorm2d(inner))
+                up_act = nn.LeakyReLU(0.2)
         self.down = nn.Sequential(*down)
         self.sub = sub if sub is not None else nn.Identity()
         self.up = nn.Sequential(
-            nn.ReLU(), nn.ConvTranspose2d(up_in, outer, 4, 2, 1, bias=False), nn.BatchNorm2d(outer)
+            up_act, nn.ConvTranspose2d(up_in, outer, 4, 2, 1, bias=False), nn.BatchNorm2d(outer)
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -57,7 +68,9 @@ class UNetGenerator(nn.Module):
 
     Conv(in → 64, 4, s2) + LeakyReLU(0.2), nested skip blocks 64 → 128 → 256 → 512 → 512
     (Conv 4/s2 + BN + LeakyReLU down, ConvTranspose 4/s2 + BN up, concatenation + ReLU), and
-    ConvTranspose(128 → 3, 4, s2) + Sigmoid.
+    ConvTranspose(128 → 3, 4, s2) + Sigmoid. (Activations sit at the start of each block here
+    rather than at the end of the previous one, as in pix2pix's code; the function is the same,
+    because ``relu(leaky_relu(t)) == relu(t)``.)
 
     Parameters
     ----------
@@ -68,16 +81,29 @@ class UNetGenerator(nn.Module):
     out_channels : int, default 3
     width : int, default 64
         Width of the first level; all level widths scale with it (published: 64).
+    bottleneck_norm : bool, default True
+        Innermost block as in the published reference code (BN after the down-convolution,
+        LeakyReLU(0.2) before the up-convolution); False gives pix2pix's (no BN, ReLU).
+    init : bool, default True
+        Apply the reference's initialisation (:func:`~irfa_nwb.model.init.init_weights`);
+        False keeps PyTorch's defaults.
     """
 
     def __init__(
-        self, in_channels: int, image_size: int, out_channels: int = 3, width: int = 64
+        self,
+        in_channels: int,
+        image_size: int,
+        out_channels: int = 3,
+        width: int = 64,
+        *,
+        bottleneck_norm: bool = True,
+        init: bool = True,
     ) -> None:
         super().__init__()
         widths = [w * width // 64 for w in UNET_WIDTHS[: unet_depth(image_size)]]
         block: nn.Module | None = None
         for outer, inner in reversed(list(zip(widths[:-1], widths[1:], strict=True))):
-            block = _SkipBlock(outer, inner, block)
+            block = _SkipBlock(outer, inner, block, bottleneck_norm)
         self.stem = nn.Conv2d(in_channels, widths[0], 4, 2, 1)
         self.body = block
         self.head = nn.Sequential(
@@ -85,21 +111,45 @@ class UNetGenerator(nn.Module):
             nn.ConvTranspose2d(widths[0] * 2, out_channels, 4, 2, 1),
             nn.Sigmoid(),
         )
-        init_weights(self)
+        if init:
+            init_weights(self)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.body(self.stem(x)))
 
 
+#: what the discriminator's last layer gives: the published network ends in a sigmoid
+DISCRIMINATOR_OUTPUTS = ("sigmoid", "logits")
+
+
 class PatchDiscriminator(nn.Module):
-    """Conditional PatchGAN on ``concat(attention output, image)``; returns logits.
+    """Conditional PatchGAN on ``concat(attention output, image)``.
 
     Conv 4/s2 64 → 128 → 256 (BN, LeakyReLU 0.2), Conv 4/s1 512, Conv 3/s2 → 1; all widths
     scale with ``width`` (published: 64).
+
+    Parameters
+    ----------
+    in_channels : int
+        Attention channels + 3.
+    width : int, default 64
+    output : {"sigmoid", "logits"}, default "sigmoid"
+        The published network ends in ``nn.Sigmoid()`` and its losses then apply
+        ``BCEWithLogitsLoss`` to that output: the sigmoid is applied twice, so each loss term
+        is bounded (between ``log(1 + e^-1) ≈ 0.31`` and ``log 2 ≈ 0.69`` for a real target)
+        and its gradient is small. ``"logits"`` returns raw scores (the usual GAN loss).
+    init : bool, default False
+        Apply the reference's U-Net initialisation; the reference code leaves the
+        discriminator at PyTorch's defaults.
     """
 
-    def __init__(self, in_channels: int, width: int = 64) -> None:
+    def __init__(
+        self, in_channels: int, width: int = 64, *, output: str = "sigmoid", init: bool = False
+    ) -> None:
         super().__init__()
+        if output not in DISCRIMINATOR_OUTPUTS:
+            raise ValueError(f"output must be one of {DISCRIMINATOR_OUTPUTS}, got {output!r}")
+        self.output = output
         w1, w2, w3, w4 = width, 2 * width, 4 * width, 8 * width
 
         def block(cin: int, cout: int, k: int, s: int, norm: bool = True) -> list[nn.Module]:
@@ -116,17 +166,20 @@ class PatchDiscriminator(nn.Module):
             *block(w3, w4, 4, 1),
             nn.Conv2d(w4, 1, 3, 2, 1),
         )
-        init_weights(self)
+        if init:
+            init_weights(self)
 
     def forward(self, condition: Tensor, image: Tensor) -> Tensor:
-        return self.net(torch.cat([condition, image], dim=1))
+        out = self.net(torch.cat([condition, image], dim=1))
+        return torch.sigmoid(out) if self.output == "sigmoid" else out
 
 
 class HistoryBuffer:
     """Pool of past fakes replayed to the discriminator (pix2pix / CycleGAN practice).
 
-    Each incoming sample is stored while the pool is not full; afterwards, with probability
-    ``p`` it is swapped for a random stored one (which is returned instead).
+    As in the reference code: each incoming sample is stored while the pool is not full;
+    afterwards, with probability ``p`` a random stored sample is taken out of the pool and
+    returned instead, and the incoming one is appended at the end of the pool.
 
     Parameters
     ----------
@@ -156,8 +209,15 @@ class HistoryBuffer:
             draw = torch.rand(1, generator=self.generator).item()
             if draw < self.p:
                 j = int(torch.randint(len(self.items), (1,), generator=self.generator))
-                out.append(self.items[j])
-                self.items[j] = sample.clone()
+                out.append(self.items.pop(j))
+                self.items.append(sample.clone())
             else:
                 out.append(sample)
         return torch.stack(out)
+
+    def state_dict(self) -> dict:
+        """The stored samples (for checkpoints)."""
+        return {"items": list(self.items)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.items = list(state["items"])

@@ -10,6 +10,9 @@ from .attention import InverseReceptiveFieldAttention
 from .generator import UNetGenerator
 from .init import init_weights
 
+#: initialisation schemes of :class:`IRFANetwork`
+NETWORK_INITS = ("unet", "all")
+
 
 class IRFANetwork(nn.Module):
     """Responses of ``H`` electrode groups → attention feature map → RGB image.
@@ -24,6 +27,11 @@ class IRFANetwork(nn.Module):
         Implementation of the attention layer.
     width : int, default 64
         Width of the U-Net's first level (published: 64).
+    bottleneck_norm : bool, default True
+        Innermost U-Net block as published (see :class:`UNetGenerator`).
+    init : {"unet", "all"}, default "unet"
+        ``"unet"`` (the reference code): the reference's initialisation on the U-Net only, the
+        attention layer at PyTorch's defaults; ``"all"``: the same initialisation everywhere.
     """
 
     def __init__(
@@ -34,8 +42,13 @@ class IRFANetwork(nn.Module):
         kernel_size: int = 4,
         attention: str = "factorized",
         width: int = 64,
+        *,
+        bottleneck_norm: bool = True,
+        init: str = "unet",
     ) -> None:
         super().__init__()
+        if init not in NETWORK_INITS:
+            raise ValueError(f"init must be one of {NETWORK_INITS}, got {init!r}")
         self.attention = InverseReceptiveFieldAttention(
             len(head_sizes),
             channels,
@@ -43,8 +56,11 @@ class IRFANetwork(nn.Module):
             kernel_size,
             head_sizes=list(head_sizes),
             implementation=attention,
+            init="default" if init == "unet" else "kaiming",
         )
-        self.generator = UNetGenerator(channels, image_size, width=width)
+        self.generator = UNetGenerator(
+            channels, image_size, width=width, bottleneck_norm=bottleneck_norm, init=True
+        )
 
     def forward(self, inputs: Sequence[Tensor]) -> Tensor:
         return self.generator(self.attention(inputs))
@@ -60,4 +76,4 @@ def split_heads(x: Tensor, index: Sequence[Tensor]) -> list[Tensor]:
     return [x.index_select(1, i) for i in index]
 
 
-__all__ = ["IRFANetwork", "init_weights", "split_heads"]
+__all__ = ["NETWORK_INITS", "IRFANetwork", "init_weights", "split_heads"]
