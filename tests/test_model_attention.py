@@ -13,11 +13,14 @@ from irfa_nwb.model.attention import InverseReceptiveFieldAttention
 ZERO_GRAD = ("score_bias", ".0.bias")
 
 
-def make_layer(n_heads=4, channels=8, image_size=16, kernel_size=4, dtype=torch.float32, seed=0):
+def make_layer(
+    n_heads=4, channels=8, image_size=16, kernel_size=4, dtype=torch.float32, seed=0,
+    init="default",
+):
     torch.manual_seed(seed)
     sizes = [5 + h for h in range(n_heads)]
     layer = InverseReceptiveFieldAttention(
-        n_heads, channels, image_size, kernel_size, head_sizes=sizes
+        n_heads, channels, image_size, kernel_size, head_sizes=sizes, init=init
     ).to(dtype)
     gen = torch.Generator().manual_seed(seed + 1)
     inputs = [torch.randn(3, s, generator=gen, dtype=dtype) for s in sizes]
@@ -74,7 +77,13 @@ def test_factorised_matches_dense_float64_tightly():
 
 
 def _make_extreme(layer):
-    """Scale scores so that softmax weights are one-hot and naive exponentials underflow."""
+    """Scale scores so that softmax weights are one-hot and naive exponentials underflow.
+
+    Starts from the (larger) Kaiming initialisation, which scaled up reaches scores far enough
+    apart for the shifted exponentials to underflow together.
+    """
+    layer.init = "kaiming"
+    layer.reset_parameters()
     with torch.no_grad():
         layer.score_weight.mul_(400.0)
         layer.pos_x.mul_(20.0)
