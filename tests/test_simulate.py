@@ -301,9 +301,11 @@ def test_default_size_is_fast():
 
 
 def test_each_array_carries_the_pixels_at_its_rf_centre():
-    """Pixels best decoded (linearly) from one array lie at that array's true RF centre.
+    """Pixels best decoded (linearly) from a V1 / V4 array lie at that array's true RF centre.
 
-    This is what IRFA's spatial IRFs should find in the simulated data.
+    This is what IRFA's spatial IRFs should find in the simulated data. IT units read
+    nonlinear global features and no luminance: their pixel maps are weak and carry no
+    localisable peak.
     """
     from scipy.ndimage import gaussian_filter
     from sklearn.linear_model import Ridge
@@ -315,7 +317,7 @@ def test_each_array_carries_the_pixels_at_its_rf_centre():
     Y = lum.reshape(len(lum), -1) / 255
     train, test = slice(0, 550), slice(550, None)
     centres = array_rf_centres(ds)
-    dist = {}
+    dist, peak_r = {}, {}
     for g in centres["electrode_group"].values:
         m = r["electrode_group"].values == g
         Z = (X[:, m] - X[train, m].mean(0)) / X[train, m].std(0)
@@ -324,9 +326,12 @@ def test_each_array_carries_the_pixels_at_its_rf_centre():
         corr = (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0))
         smooth = gaussian_filter(corr.reshape(32, 32), 1.0)
         iy, ix = np.unravel_index(smooth.argmax(), smooth.shape)
+        peak_r[str(g)] = smooth.max()
         cx_ = float(centres["rf_x"].sel(electrode_group=g))
         cy_ = float(centres["rf_y"].sel(electrode_group=g))
         dist[str(g)] = np.hypot((ix + 0.5) / 32 - cx_, (iy + 0.5) / 32 - cy_)
     assert max(d for g, d in dist.items() if g.startswith("V1")) < 0.06, dist  # < 2 px
     assert max(d for g, d in dist.items() if g.startswith("V4")) < 0.12, dist
-    assert max(dist.values()) < 0.2, dist
+    v1_r = min(r_ for g, r_ in peak_r.items() if g.startswith("V1"))
+    assert v1_r > 0.6, peak_r
+    assert max(r_ for g, r_ in peak_r.items() if g.startswith("IT")) < v1_r - 0.2, peak_r

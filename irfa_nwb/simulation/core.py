@@ -9,7 +9,7 @@ import xarray as xr
 
 from .._version import __version__
 from ..errors import InputError
-from .cortex import DEFAULT_ARRAYS, VirtualCortex, make_cortex, sample_counts
+from .cortex import DEFAULT_ARRAYS, VirtualCortex, make_cortex
 from .images import PHOTOS, natural_patches
 
 __all__ = [
@@ -64,7 +64,7 @@ def simulate(
     arrays: Mapping[str, int] | None = None,
     units_per_array: int = 24,
     noise: str = "poisson",
-    fano: float = 1.0,
+    fano: float | None = None,
     baseline_rate: float = 10.0,
     max_rate: float = 100.0,
     window: float = 0.2,
@@ -99,12 +99,15 @@ def simulate(
     units_per_array : int, default 24
         Units (channels) per array.
     noise : {"poisson", "none"}, default "poisson"
-        ``"poisson"``: integer spike counts with variance ``fano`` times the expected count;
-        ``"none"``: the expected counts themselves (not integers).
-    fano : float, default 1.0
-        Fano factor of the counts (>= 1; above 1 the counts are gamma-Poisson).
+        ``"poisson"``: integer spike counts; ``"none"``: the expected counts themselves (not
+        integers).
+    fano : float, optional
+        None (default): the cortex's modulated Poisson noise, per-unit Fano factors 1-1.5 over
+        natural images, trial gain partly shared within each array (see
+        :meth:`~irfa_nwb.simulation.VirtualCortex.sample_counts`). A number >= 1: independent
+        counts with that Fano factor (Poisson for 1, gamma-Poisson above).
     baseline_rate, max_rate : float, default 10, 100
-        Typical spontaneous and maximal firing rates (Hz); each unit varies around them.
+        Typical (median) spontaneous and peak firing rates (Hz); units scatter around them.
     window : float, default 0.2
         Response window (s).
     isi : float, default 0.25
@@ -176,7 +179,7 @@ def simulate(
     split = np.where(is_test[shown], "test", "train")
 
     expected = cortex.expected_counts(images)  # (stimulus, unit)
-    counts = sample_counts(expected[shown], streams["noise"], noise=noise, fano=fano)
+    counts = cortex.sample_counts(expected[shown], streams["noise"], noise=noise, fano=fano)
 
     attrs: dict[str, str | int | float] = {
         "source": "irfa_nwb.simulate",
@@ -188,7 +191,7 @@ def simulate(
         "image_size": image_size,
         "units_per_array": int(units_per_array),
         "noise": str(noise),
-        "fano": float(fano),
+        "fano": "per-unit" if fano is None else float(fano),
         "baseline_rate": float(baseline_rate),
         "max_rate": float(max_rate),
         "window": float(window),
