@@ -32,7 +32,7 @@ __all__ = ["AREAS", "DEFAULT_ARRAYS", "VirtualCortex", "make_cortex", "sample_co
 
 _N_REFERENCE = 256  # patches used to fix the calibration constants
 _BLOCK = 1024  # images per block of expected_counts (bounds the working memory)
-_POORLY_TUNED = 0.15  # fraction of units with a shallow tuning (gain x 0.1-0.3)
+_POORLY_TUNED = 0.15  # fraction of units with a shallow rate modulation
 _MODELS: dict[str, type[UnitModel]] = {"V1": V1Units, "V4": V4Units, "IT": ITUnits}
 
 
@@ -286,21 +286,22 @@ def _output_stage(
 ) -> dict[str, np.ndarray]:
     """Per-unit rates and sigmoid: log-normal spontaneous / peak rates, some poor tuning.
 
-    Spontaneous rates scatter log-normally around ``baseline_rate`` (SD 0.5 in log units,
+    Spontaneous rates scatter log-normally around ``baseline_rate`` (SD 0.6 in log units,
     within 0.1-4 x), peak rates around ``max_rate`` (SD 0.3, within 0.4-2 x, at least 10 Hz
-    above the unit's spontaneous rate). A fraction :data:`_POORLY_TUNED` of the units has a
-    shallow sigmoid (gain x 0.1-0.3): they fire at a nearly constant rate.
+    above the unit's spontaneous rate). The sigmoid's threshold (1.5-2.5 standardised drive
+    units) makes responses to natural images sparse. A fraction :data:`_POORLY_TUNED` of the
+    units is poorly tuned: their rate rises only 10-30 % of the way to the peak rate.
     """
-    base = baseline_rate * np.clip(rng.lognormal(0.0, 0.5, size=n_units), 0.1, 4.0)
-    peak = max_rate * np.clip(rng.lognormal(0.0, 0.3, size=n_units), 0.4, 2.0)
+    base = baseline_rate * np.clip(rng.lognormal(0.0, 0.6, size=n_units), 0.1, 4.0)
+    peak = np.maximum(max_rate * np.clip(rng.lognormal(0.0, 0.3, size=n_units), 0.4, 2.0),
+                      base + 10.0)
     well_tuned = rng.random(n_units) >= _POORLY_TUNED
-    gain = rng.uniform(1.0, 2.5, size=n_units)
-    gain = np.where(well_tuned, gain, gain * rng.uniform(0.1, 0.3, size=n_units))
+    depth = np.where(well_tuned, 1.0, rng.uniform(0.1, 0.3, size=n_units))
     return {
         "baseline_rate": base,
-        "max_rate": np.maximum(peak, base + 10.0),
-        "gain": gain,
-        "threshold": rng.uniform(1.0, 2.0, size=n_units),
+        "max_rate": base + depth * (peak - base),
+        "gain": rng.uniform(1.0, 2.5, size=n_units),
+        "threshold": rng.uniform(1.5, 2.5, size=n_units),
         "well_tuned": well_tuned,
     }
 
