@@ -12,6 +12,10 @@ scikit-image are used for the simulation; pynwb / hdmf are imported when writing
 - :func:`array_rf_centres` -> true RF centre of every array (the mean of its units' centres).
 - :func:`make_cortex`, :class:`VirtualCortex` -> the ground-truth model itself (expected counts
   for any image), :func:`natural_patches` -> the stimuli.
+
+Modules: ``images`` (stimuli), ``filters`` (filter bank, energy maps), ``layout`` (arrays, RF
+geometry), ``units`` (V1 / V4 / IT unit models), ``noise`` (spike-count variability),
+``cortex`` (the model assembled and calibrated), ``core`` (``simulate``), ``nwb`` (NWB files).
 """
 
 from __future__ import annotations
