@@ -162,6 +162,7 @@ def test_alexnet_2_and_5_against_reference(metric_weights):
                                rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore:NOTE. The nodes obtained by tracing:UserWarning")
 def test_inception_against_reference(metric_weights):
     """One image each way: Inception-v3 at 342 px is the slowest network on a CPU."""
     metric_weights("inception_v3")
