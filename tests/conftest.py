@@ -49,6 +49,14 @@ def prototype_data(n: int = 96, n_units: int = 24, size: int = 16, n_classes: in
     return X, images, groups, labels
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _offline():
+    """No test may download weights: turn irfa-nwb's default downloads off for the session."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("IRFA_NWB_OFFLINE", "1")
+        yield
+
+
 @pytest.fixture
 def tiny_data():
     return prototype_data()
@@ -84,3 +92,70 @@ def empty_torch_home(tmp_path, monkeypatch):
     """A TORCH_HOME with no cached weights."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     return tmp_path / "torch_home"
+
+
+# ----------------------------------------------------------------------------- metric networks
+
+
+@pytest.fixture(scope="session")
+def _metric_torch_home(tmp_path_factory):
+    """One TORCH_HOME for the metric networks' random weights, filled on demand."""
+    return tmp_path_factory.mktemp("metric_torch_home")
+
+
+def _save_random_weights(home: Path, name: str) -> Path:
+    """Save random weights of ``name`` under the file name the package looks for.
+
+    Default (torchvision) initialisation, stored in float16 to halve the disk traffic; loading
+    casts back to float32. SwAV's checkpoint is mimicked with its ``module.`` prefixes and an
+    extra projection head that loading must ignore.
+    """
+    import torch
+    import torchvision
+
+    from irfa_nwb.model.pretrained import SWAV_RESNET50_URL
+
+    checkpoints = home / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    if name == "swav_resnet50":
+        model = torchvision.models.resnet50(weights=None)
+        state = {f"module.{k}": v for k, v in model.state_dict().items() if not k.startswith("fc.")}
+        state["module.projection_head.0.weight"] = torch.zeros(8, 2048)
+        target = checkpoints / os.path.basename(SWAV_RESNET50_URL)
+    else:
+        builder = getattr(torchvision.models, name)
+        kwargs = {"aux_logits": True, "init_weights": False} if name == "inception_v3" else {}
+        model = builder(weights=None, **kwargs)
+        enums = {"alexnet": "AlexNet_Weights", "inception_v3": "Inception_V3_Weights",
+                 "efficientnet_b1": "EfficientNet_B1_Weights"}
+        member = "IMAGENET1K_V2" if name == "efficientnet_b1" else "IMAGENET1K_V1"
+        url = getattr(getattr(torchvision.models, enums[name]), member).url
+        state = model.state_dict()
+        target = checkpoints / os.path.basename(url)
+    state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    torch.save(state, target)
+    return target
+
+
+@pytest.fixture
+def metric_weights(_metric_torch_home, monkeypatch):
+    """Point TORCH_HOME at random metric-network weights; call it with the networks needed.
+
+    ``metric_weights("alexnet", "swav_resnet50")`` writes (once per session) and returns the
+    weight files.
+    """
+    monkeypatch.setenv("TORCH_HOME", str(_metric_torch_home))
+
+    def need(*names: str) -> list[Path]:
+        from irfa_nwb.model.pretrained import weights_path
+
+        paths = []
+        for name in names:
+            path = weights_path(name)
+            if not path.exists():
+                _save_random_weights(_metric_torch_home, name)
+            paths.append(path)
+        return paths
+
+    return need

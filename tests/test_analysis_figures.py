@@ -78,6 +78,71 @@ def test_layer_correlation_chart(tmp_path):
     assert len(figures.plot_layer_correlations(one).axes[0].patches) == 2
 
 
+# the paper's per-layer r for all areas, and made-up per-area values with the paper's pattern
+PAPER_ALL = [0.302, 0.231, 0.355, 0.353, 0.275, 0.310, 0.505, 0.515]
+AREAS = {
+    "V1": [0.40, 0.35, 0.45, 0.20, 0.15, 0.10, 0.20, 0.20],
+    "V4": [0.20, 0.15, 0.25, 0.40, 0.35, 0.40, 0.25, 0.25],
+    "IT": [0.10, 0.05, 0.15, 0.15, 0.10, 0.15, 0.50, 0.55],
+}
+
+
+def _segments(fig):
+    return {p.get_gid(): p for p in fig.axes[0].patches if p.get_gid()}
+
+
+def test_layer_share_figure_content(tmp_path):
+    from matplotlib.colors import to_rgba
+
+    from irfa_nwb.analysis.alexnet import ALEXNET_LAYERS
+
+    corr = {"V1": AREAS["V1"], "all": PAPER_ALL, "V4": AREAS["V4"], "IT": AREAS["IT"]}
+    fig = figures.plot_layer_shares(corr)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["all", "V1", "V4", "IT"]
+    seg = _segments(fig)
+    assert len(seg) == 4 * 8
+    grey = to_rgba("lightgrey")
+    # the paper's rule: V1 owns conv1-3, V4 conv4-fc6, IT fc7-fc8 (largest share per layer)
+    owners = ["V1"] * 3 + ["V4"] * 3 + ["IT"] * 2
+    for i, area in enumerate(["all", "V1", "V4", "IT"]):
+        r = np.array(PAPER_ALL if area == "all" else AREAS[area])
+        shares = 100 * r / r.sum()
+        bottom = 0.0
+        for j, layer in enumerate(ALEXNET_LAYERS):
+            patch = seg[f"{area}/{layer}"]
+            assert patch.get_height() == pytest.approx(shares[j])
+            assert patch.get_y() == pytest.approx(bottom)
+            assert patch.get_x() + patch.get_width() / 2 == pytest.approx(i)
+            bottom += shares[j]
+            coloured = area == "all" or owners[j] == area
+            assert (tuple(patch.get_facecolor()) != grey) == coloured, (area, layer)
+            if coloured:  # a layer has the same colour wherever it is coloured
+                assert patch.get_facecolor() == seg[f"all/{layer}"].get_facecolor()
+        assert bottom == pytest.approx(100.0)
+    texts = {t.get_text() for t in ax.texts}
+    assert f"{100 * 0.515 / sum(PAPER_ALL):.1f}%" in texts
+    path = figures.save_figure(fig, tmp_path / "shares.png", dpi=DPI)
+    assert _png_shape(path) == (5 * DPI, 6 * DPI)
+
+
+def test_layer_share_figure_from_dataarray_and_errors():
+    da = xr.DataArray(
+        np.array([[0.3, 0.1], [0.2, 0.2], [0.1, 0.3]]),
+        dims=("layer_area", "layer"),
+        coords={"layer_area": ["V1", "all", "IT"], "layer": ["conv1", "fc8"]},
+    )
+    seg = _segments(figures.plot_layer_shares(da, annotate=False))
+    assert set(seg) == {f"{a}/{lay}" for a in ("all", "V1", "IT") for lay in ("conv1", "fc8")}
+    assert seg["V1/conv1"].get_height() == pytest.approx(75.0)
+    assert seg["IT/fc8"].get_height() == pytest.approx(75.0)
+    assert seg["all/conv1"].get_height() == pytest.approx(50.0)
+    with pytest.raises(InputError, match="non-zero sum"):
+        figures.plot_layer_shares({"all": [0.1, -0.1]})
+    with pytest.raises(InputError, match="one correlation per layer"):
+        figures.plot_layer_shares({"all": [0.1, 0.2], "V1": [0.1]})
+
+
 def test_cluster_and_training_figures(tmp_path):
     rng = np.random.default_rng(0)
     feats = np.concatenate([rng.normal(0, 0.1, (6, 2, 3)), rng.normal(3, 0.1, (6, 2, 3))])

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 import xarray as xr
 
 from irfa_nwb.analysis import metrics
-from irfa_nwb.errors import InputError, MissingWeightsError
+from irfa_nwb.errors import InputError
 
 
 def test_pixel_correlation_hand_values():
@@ -105,49 +102,3 @@ def test_reconstruction_metrics_summary():
     assert ds.attrs["mean_pixel_r"] == pytest.approx(1.0)
     assert ds.attrs["identification_accuracy"] == 1.0
     assert ds.attrs["identification_accuracy_2way"] == 1.0
-
-
-def _random_alexnet_weights(torch_home: Path) -> None:
-    import torch
-    import torchvision
-
-    url = torchvision.models.AlexNet_Weights.IMAGENET1K_V1.url
-    target = torch_home / "hub" / "checkpoints" / os.path.basename(url)
-    target.parent.mkdir(parents=True)
-    torch.manual_seed(0)
-    torch.save(torchvision.models.alexnet(weights=None).state_dict(), target)
-
-
-def test_alexnet_missing_weights_error(tmp_path, monkeypatch):
-    pytest.importorskip("torchvision")
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    rng = np.random.default_rng(0)
-    imgs = rng.random((2, 16, 16, 3))
-    with pytest.raises(MissingWeightsError, match="alexnet"):
-        metrics.alexnet_layer_correlations(imgs, imgs)
-
-
-def test_alexnet_layer_correlations_with_cached_weights(tmp_path, monkeypatch):
-    pytest.importorskip("torchvision")
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    _random_alexnet_weights(tmp_path)
-    rng = np.random.default_rng(0)
-    stim = rng.random((3, 16, 16, 3)).astype(np.float32)
-    model = metrics.load_alexnet()
-    same = metrics.alexnet_layer_correlations(stim, stim, model=model)
-    assert list(same.layer.values) == list(metrics.ALEXNET_LAYERS)
-    np.testing.assert_allclose(same["overall"].values, 1.0, atol=1e-5)
-    np.testing.assert_allclose(same["per_image"].values, 1.0, atol=1e-5)
-    assert same["per_image"].shape == (3, 8)
-
-    other = rng.random((3, 16, 16, 3)).astype(np.float32)
-    ds = metrics.alexnet_layer_correlations(stim, other, layers=("conv1", "fc8"))
-    feats_a = metrics.alexnet_features(stim, layers=("conv1", "fc8"), model=model)
-    feats_b = metrics.alexnet_features(other, layers=("conv1", "fc8"), model=model)
-    assert feats_a["conv1"].shape == (3, 64 * 55 * 55)
-    assert feats_a["fc8"].shape == (3, 1000)
-    expected = np.corrcoef(feats_a["fc8"].ravel(), feats_b["fc8"].ravel())[0, 1]
-    assert ds["overall"].sel(layer="fc8").item() == pytest.approx(expected, abs=1e-5)
-    expected_img = np.corrcoef(feats_a["conv1"][1], feats_b["conv1"][1])[0, 1]
-    assert ds["per_image"].sel(layer="conv1").values[1] == pytest.approx(expected_img, abs=1e-5)
-    assert ds["overall"].sel(layer="fc8").item() < 0.999

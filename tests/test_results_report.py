@@ -34,7 +34,7 @@ def _random_alexnet(tmp_path, monkeypatch):
 
 
 def test_layer_correlations_and_report(setup, tmp_path, monkeypatch):
-    from irfa_nwb.analysis import metrics
+    from irfa_nwb.analysis import alexnet as metrics
     from irfa_nwb.analysis.figures import write_report
 
     src, ds, est = setup
@@ -63,8 +63,8 @@ def test_layer_correlations_and_report(setup, tmp_path, monkeypatch):
     files = write_report(out, tmp_path / "report", dpi=40)
     names = sorted(p.name for p in files)
     assert names == sorted(["reconstructions.png", "spatial_irfs.png", "feature_irfs.png",
-                            "clusters.png", "layer_correlations.png", "training_curves.png",
-                            "summary.txt"])
+                            "clusters.png", "layer_correlations.png", "layer_shares.png",
+                            "training_curves.png", "summary.txt"])
     for path in files:
         assert path.is_file() and path.stat().st_size > 100
     summary = (tmp_path / "report" / "summary.txt").read_text()

@@ -1,18 +1,31 @@
 """The paper's analyses: inverse receptive fields, clustering, metrics and figures.
 
 Arrays in, arrays / figures out: nothing here reads or writes NWB (see :mod:`irfa_nwb.results`)
-and torch is only imported by the AlexNet metric, when it runs.
+and torch is only imported by the network-based metrics, when they run.
 
 - :mod:`~irfa_nwb.analysis.fields`: spatial / feature IRF averages, their consistency and
   variability across stimuli (:func:`irf_summary`: the paper's two findings as numbers).
 - :mod:`~irfa_nwb.analysis.clustering`: per-area clustering of stimuli by feature IRFs, k
   chosen by silhouette (:func:`cluster_stimuli`).
-- :mod:`~irfa_nwb.analysis.metrics`: pixel Pearson r, SSIM, n-way identification, AlexNet layer
-  correlations (:func:`reconstruction_metrics`, :func:`alexnet_layer_correlations`).
+- :mod:`~irfa_nwb.analysis.metrics`: pixel Pearson r, SSIM, n-way identification
+  (:func:`reconstruction_metrics`).
+- :mod:`~irfa_nwb.analysis.alexnet`: the paper's AlexNet layer correlations and distances,
+  exactly as its reference notebook computes them (:func:`alexnet_layer_correlations`).
+- :mod:`~irfa_nwb.analysis.nsd_metrics`: the eight-metric table of NSD reconstruction
+  work (:func:`standard_metrics`: PixCorr, SSIM, AlexNet(2), AlexNet(5), Inception, CLIP,
+  EffNet-B, SwAV).
 - :mod:`~irfa_nwb.analysis.figures`: PNG figures and :func:`write_report` (used by
   ``irfa-nwb report``).
 """
 
+from .alexnet import (
+    ALEXNET_LAYERS,
+    alexnet_features,
+    alexnet_layer_correlations,
+    layer_shares,
+    load_alexnet,
+    notebook_uint8,
+)
 from .clustering import ClusterResult, cluster_features, cluster_stimuli
 from .fields import (
     feature_consistency,
@@ -27,6 +40,7 @@ from .figures import (
     plot_cluster_exemplars,
     plot_feature_irfs,
     plot_layer_correlations,
+    plot_layer_shares,
     plot_reconstructions,
     plot_spatial_irfs,
     plot_training_curves,
@@ -34,37 +48,44 @@ from .figures import (
     write_report,
 )
 from .metrics import (
-    ALEXNET_LAYERS,
-    alexnet_features,
-    alexnet_layer_correlations,
     identification_accuracy,
     identification_rank,
-    load_alexnet,
     pixel_correlation,
     reconstruction_metrics,
     similarity_matrix,
     ssim,
 )
+from .nsd_metrics import (
+    STANDARD_METRICS,
+    correlation_distance,
+    standard_metrics,
+    two_way_identification,
+)
 
 __all__ = [
     "ALEXNET_LAYERS",
+    "STANDARD_METRICS",
     "ClusterResult",
     "alexnet_features",
     "alexnet_layer_correlations",
     "cluster_features",
     "cluster_stimuli",
+    "correlation_distance",
     "feature_consistency",
     "feature_irf_mean",
     "feature_variability",
     "identification_accuracy",
     "identification_rank",
     "irf_summary",
+    "layer_shares",
     "load_alexnet",
     "mean_pairwise_correlation",
+    "notebook_uint8",
     "pixel_correlation",
     "plot_cluster_exemplars",
     "plot_feature_irfs",
     "plot_layer_correlations",
+    "plot_layer_shares",
     "plot_reconstructions",
     "plot_spatial_irfs",
     "plot_training_curves",
@@ -74,5 +95,7 @@ __all__ = [
     "spatial_consistency",
     "spatial_irf_mean",
     "ssim",
+    "standard_metrics",
+    "two_way_identification",
     "write_report",
 ]

@@ -261,7 +261,7 @@ def plot_layer_correlations(correlations: Any, *, width: float = 7.0, height: fl
     correlations : xarray.DataArray
         Dims ``(layer,)`` or ``(<area dim>, layer)``, with layer names (and area names) as
         coordinates, e.g. ``read_results(...)["layer_correlation"]`` or the ``overall`` variable
-        of :func:`irfa_nwb.analysis.metrics.alexnet_layer_correlations`.
+        of :func:`irfa_nwb.analysis.alexnet.alexnet_layer_correlations`.
     width, height : float
         Figure size in inches.
 
@@ -294,6 +294,119 @@ def plot_layer_correlations(correlations: Any, *, width: float = 7.0, height: fl
     ax.set_title("AlexNet feature correlation, stimuli vs reconstructions", fontsize=9)
     ax.legend(fontsize=7, title=None)
     fig.subplots_adjust(left=0.1, right=0.98, top=0.9, bottom=0.12)
+    return fig
+
+
+def _area_correlations(correlations: Any) -> tuple[list[str], list[str], np.ndarray]:
+    """(areas, layers, r[area, layer]) from a mapping or a 2-D DataArray."""
+    if isinstance(correlations, xr.DataArray):
+        da = correlations
+        if da.ndim == 1:
+            da = da.expand_dims(area=["all"])
+        if "layer" not in da.dims or da.ndim != 2:
+            raise InputError("layer correlations need a 'layer' dimension and an area dimension")
+        area_dim = next(d for d in da.dims if d != "layer")
+        da = da.transpose(area_dim, "layer")
+        layers = [str(v) for v in (da["layer"].values if "layer" in da.coords
+                                   else range(da.sizes["layer"]))]
+        areas = [str(v) for v in (da[area_dim].values if area_dim in da.coords
+                                  else range(da.sizes[area_dim]))]
+        return areas, layers, np.asarray(da.values, dtype=np.float64)
+    if not isinstance(correlations, Mapping) or not correlations:
+        raise InputError("layer correlations must be a mapping area -> per-layer r, or a "
+                         "DataArray with dims (area, layer)")
+    areas = [str(a) for a in correlations]
+    rows, layers = [], None
+    for value in correlations.values():
+        if isinstance(value, xr.DataArray) and "layer" in value.coords:
+            names = [str(v) for v in value["layer"].values]
+            if layers is not None and names != layers:
+                raise InputError("every area must list the same layers in the same order")
+            layers = names
+        rows.append(np.asarray(value, dtype=np.float64).ravel())
+    if len({r.size for r in rows}) != 1:
+        raise InputError("every area needs one correlation per layer")
+    if layers is None:
+        from .alexnet import ALEXNET_LAYERS
+
+        n = rows[0].size
+        layers = list(ALEXNET_LAYERS) if n == len(ALEXNET_LAYERS) else [str(i) for i in range(n)]
+    return areas, layers, np.stack(rows)
+
+
+def plot_layer_shares(
+    correlations: Any,
+    *,
+    all_label: str = "all",
+    width: float = 6.0,
+    height: float = 5.0,
+    annotate: bool = True,
+):
+    """The paper's per-area figure: each layer's r as a share of the sum over layers.
+
+    One stacked bar per area (the whole-array result ``all_label`` first, then the areas in
+    the order given); a bar's segments are ``100 * r_layer / sum(r)`` (``layer_shares``), in
+    layer order from the bottom. In the ``all_label`` bar every layer has its colour (viridis,
+    alpha 0.66); in the area bars a layer keeps its colour only in the area where its share is
+    largest among the areas, and is light grey elsewhere (the reference notebook's rule).
+
+    Parameters
+    ----------
+    correlations : mapping or xarray.DataArray
+        Area name -> per-layer r (sequences or DataArrays with a ``layer`` coordinate), e.g.
+        ``{"all": ds["overall"], "V1": ..., "V4": ..., "IT": ...}``; or a DataArray with dims
+        ``(<area dim>, "layer")`` such as ``read_results(...)["layer_correlation"]``.
+    all_label : str
+        Name of the all-areas entry (drawn first, fully coloured); it may be absent.
+    width, height : float
+        Figure size in inches.
+    annotate : bool
+        Write each segment's percentage in it.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Each segment is a bar patch with gid ``"<area>/<layer>"``.
+    """
+    from matplotlib import colormaps
+
+    from .alexnet import layer_shares
+
+    areas, layers, r = _area_correlations(correlations)
+    order = ([areas.index(all_label)] if all_label in areas else []) + [
+        i for i, a in enumerate(areas) if a != all_label
+    ]
+    areas, r = [areas[i] for i in order], r[order]
+    shares = np.stack([layer_shares(row) for row in r])
+    region = [i for i, a in enumerate(areas) if a != all_label]
+    owner = (np.asarray(region)[np.argmax(shares[region], axis=0)] if region
+             else np.full(len(layers), -1))
+    colours = colormaps["viridis"](np.linspace(0, 1, len(layers)), alpha=0.66)
+    fig = _figure(width, height)
+    ax = fig.add_subplot(1, 1, 1)
+    x = np.arange(len(areas))
+    for i, area in enumerate(areas):
+        bottom = 0.0
+        for j, layer in enumerate(layers):
+            coloured = area == all_label or owner[j] == i
+            colour = colours[j] if coloured else "lightgrey"
+            (patch,) = ax.bar(x[i], shares[i, j], 0.5, bottom=bottom, color=colour,
+                              edgecolor="white")
+            patch.set_gid(f"{area}/{layer}")
+            if annotate:
+                ax.text(x[i], bottom + shares[i, j] / 2, f"{shares[i, j]:.1f}%", ha="center",
+                        va="center", fontsize=7, rotation=90)
+            bottom += shares[i, j]
+    ax.set_xticks(x, areas)
+    ax.set_yticks([])
+    ax.set_ylabel("relative correlation (%)")
+    ax.set_title("Relative layer correlation (per area)", fontsize=9)
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(facecolor=colours[j], edgecolor="white", label=layer)
+                       for j, layer in enumerate(layers)],
+              title="layers", fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.subplots_adjust(left=0.08, right=0.78, top=0.92, bottom=0.08)
     return fig
 
 
@@ -411,7 +524,8 @@ def write_report(
 
     Files: ``reconstructions.png``, ``spatial_irfs.png``, ``feature_irfs.png`` (mean over
     stimuli), ``clusters.png`` (per-area clustering of stimuli by feature IRFs, see
-    :mod:`irfa_nwb.analysis.clustering`), ``layer_correlations.png`` and
+    :mod:`irfa_nwb.analysis.clustering`), ``layer_correlations.png``, ``layer_shares.png`` (the
+    paper's per-area relative shares, when the file holds per-area correlations) and
     ``training_curves.png``, each only when the file holds what it needs, and ``summary.txt``
     with the headline numbers.
 
@@ -470,21 +584,30 @@ def write_report(
     corr = res["layer_correlation"] if "layer_correlation" in res else None
     if corr is None and layer_correlations is not False and "stimulus_image" in res:
         from ..errors import MissingWeightsError
-        from .metrics import alexnet_layer_correlations
+        from .alexnet import alexnet_layer_correlations
 
         try:
+            # None: only with weights already here (no download); True: torchvision's way
             ds = alexnet_layer_correlations(res["stimulus_image"].values,
-                                            res["reconstruction"].values)
+                                            res["reconstruction"].values,
+                                            allow_download=None if layer_correlations else False)
             corr = ds["overall"]
         except MissingWeightsError:
             if layer_correlations:
                 raise
             warnings.warn("layer-correlation chart skipped: pretrained AlexNet weights are not "
-                          "on this machine (see irfa_nwb.analysis.metrics.load_alexnet)",
+                          "on this machine (see irfa_nwb.analysis.alexnet.load_alexnet)",
                           stacklevel=2)
     if corr is not None:
         written.append(save_figure(plot_layer_correlations(corr), out / "layer_correlations.png",
                                    dpi=dpi))
+        if corr.ndim == 2 and corr.shape[0] > 1:
+            try:
+                fig = plot_layer_shares(corr)
+            except InputError as err:  # e.g. correlations summing to zero
+                warnings.warn(f"layer-share chart skipped: {err}", stacklevel=2)
+            else:
+                written.append(save_figure(fig, out / "layer_shares.png", dpi=dpi))
 
     history = {k: res[k].values for k in res.data_vars if str(k).startswith("history_")}
     if history:

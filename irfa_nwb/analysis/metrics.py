@@ -1,4 +1,4 @@
-"""Reconstruction quality metrics: pixel correlation, SSIM, identification, AlexNet features.
+"""Pixel-level reconstruction quality: pixel correlation, SSIM, identification.
 
 All functions take two image stacks of the same shape ``(n, y, x, channel)`` (or ``(n, y, x)``)
 with values in ``[0, 1]``: the presented stimuli and their reconstructions, paired by index.
@@ -6,14 +6,13 @@ NumPy arrays and :class:`xarray.DataArray` objects are both accepted; per-image 
 back as :class:`xarray.DataArray` with a ``stimulus`` dimension (and the ``stimulus_id``
 coordinate of the inputs, when they had one).
 
-The AlexNet layer correlations of the IRFA paper (Le et al. 2025) need pretrained ImageNet
-weights; they are loaded with
-:func:`irfa_nwb.model.pretrained.load_torchvision_model` and never downloaded silently.
+Network-based measures live elsewhere: the IRFA paper's AlexNet layer correlations in
+:mod:`irfa_nwb.analysis.alexnet`, the eight-metric table of NSD reconstruction work in
+:mod:`irfa_nwb.analysis.nsd_metrics`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from math import comb
 from typing import Any
 
@@ -21,28 +20,6 @@ import numpy as np
 import xarray as xr
 
 from ..errors import InputError
-
-#: AlexNet layers of the paper's feature metric, in network order
-ALEXNET_LAYERS: tuple[str, ...] = (
-    "conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8",
-)
-
-# torchvision AlexNet module holding each layer's output: ("features" | "classifier", index).
-# Convolutional and fc6/fc7 activations are taken after their ReLU, fc8 are the logits.
-_ALEXNET_TAPS: dict[str, tuple[str, int]] = {
-    "conv1": ("features", 1),
-    "conv2": ("features", 4),
-    "conv3": ("features", 7),
-    "conv4": ("features", 9),
-    "conv5": ("features", 11),
-    "fc6": ("classifier", 2),
-    "fc7": ("classifier", 5),
-    "fc8": ("classifier", 6),
-}
-
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
-
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -268,175 +245,19 @@ def identification_accuracy(ranks: Any, n_way: int | None = None) -> float:
     return float(np.mean([comb(n - int(k), m - 1) / total for k in r]))
 
 
-# ----------------------------------------------------------------------------- AlexNet
+# ----------------------------------------------------------------------------- moved names
+
+#: names that moved to :mod:`irfa_nwb.analysis.alexnet` (still importable from here)
+_MOVED_TO_ALEXNET = ("ALEXNET_LAYERS", "alexnet_features", "alexnet_layer_correlations",
+                     "load_alexnet")
 
 
-def load_alexnet(*, allow_download: bool = False):
-    """Return torchvision AlexNet with ImageNet weights (eval mode, frozen).
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_ALEXNET:
+        from . import alexnet
 
-    Parameters
-    ----------
-    allow_download : bool, default False
-        Let torchvision download missing weights.
-
-    Raises
-    ------
-    irfa_nwb.errors.MissingWeightsError
-        When the weights are not in ``$TORCH_HOME/hub/checkpoints`` and downloading is not
-        allowed; the message says how to fetch them.
-    """
-    from ..model.pretrained import load_torchvision_model
-
-    return load_torchvision_model("alexnet", allow_download=allow_download)
-
-
-def alexnet_features(
-    images: Any,
-    *,
-    layers: Sequence[str] = ALEXNET_LAYERS,
-    model: Any = None,
-    device: str | None = None,
-    batch_size: int = 32,
-) -> dict[str, np.ndarray]:
-    """AlexNet activations of an image stack, flattened per image.
-
-    Images are resized to 224 × 224 (bilinear) and ImageNet-normalised. Convolutional and
-    fc6/fc7 activations are taken after their ReLU, fc8 are the class logits.
-
-    Parameters
-    ----------
-    images : array_like, shape (n, y, x, 3)
-        RGB images in [0, 1].
-    layers : sequence of str
-        Subset of :data:`ALEXNET_LAYERS`.
-    model : torch.nn.Module, optional
-        A torchvision AlexNet; default :func:`load_alexnet` (pretrained, no download).
-    device : str, optional
-        Torch device; default that of the model's parameters when a model is given, else CUDA
-        when available, else CPU. (The model is moved there.)
-    batch_size : int
-        Images per forward pass.
-
-    Returns
-    -------
-    dict of str to numpy.ndarray
-        ``layer -> (n, n_features)`` float32 activations.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    unknown = [name for name in layers if name not in _ALEXNET_TAPS]
-    if unknown:
-        raise InputError(f"unknown AlexNet layers {unknown}; choose from {list(ALEXNET_LAYERS)}")
-    arr = np.asarray(images, dtype=np.float32)
-    if arr.ndim != 4 or arr.shape[-1] != 3:
-        raise InputError(f"AlexNet needs RGB images of shape (n, y, x, 3), got {arr.shape}")
-    if model is None:
-        model = load_alexnet()
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-    model.eval()
-    if device is None:
-        device = str(next(model.parameters()).device)
-    model.to(device)
-
-    captured: dict[str, torch.Tensor] = {}
-    handles = []
-    for name in layers:
-        part, index = _ALEXNET_TAPS[name]
-        module = getattr(model, part)[index]
-
-        def hook(_mod, _inp, out, _name=name):
-            captured[_name] = out.detach().flatten(1).clone()
-
-        handles.append(module.register_forward_hook(hook))
-    mean = torch.tensor(_IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(_IMAGENET_STD, device=device).view(1, 3, 1, 1)
-    out: dict[str, list[np.ndarray]] = {name: [] for name in layers}
-    try:
-        with torch.no_grad():
-            for start in range(0, arr.shape[0], batch_size):
-                batch = torch.from_numpy(arr[start : start + batch_size]).to(device)
-                batch = batch.permute(0, 3, 1, 2)
-                batch = F.interpolate(batch, size=(224, 224), mode="bilinear", align_corners=False)
-                model((batch - mean) / std)
-                for name in layers:
-                    out[name].append(captured[name].float().cpu().numpy())
-                captured.clear()
-    finally:
-        for handle in handles:
-            handle.remove()
-    return {name: np.concatenate(chunks) for name, chunks in out.items()}
-
-
-def alexnet_layer_correlations(
-    stimuli: Any,
-    reconstructions: Any,
-    *,
-    layers: Sequence[str] = ALEXNET_LAYERS,
-    model: Any = None,
-    device: str | None = None,
-    batch_size: int = 32,
-    stimulus_features: Mapping[str, np.ndarray] | None = None,
-) -> xr.Dataset:
-    """The paper's AlexNet feature correlations between stimuli and reconstructions.
-
-    Parameters
-    ----------
-    stimuli, reconstructions : array_like, shape (n, y, x, 3)
-        Paired RGB image stacks in [0, 1].
-    layers, model, device, batch_size
-        As in :func:`alexnet_features`.
-    stimulus_features : mapping of str to numpy.ndarray, optional
-        Precomputed ``alexnet_features(stimuli)`` (saves a pass when scoring several
-        reconstructions of the same stimuli).
-
-    Returns
-    -------
-    xarray.Dataset
-        ``overall`` (dims ``("layer",)``): Pearson r between the activations of all stimuli and
-        all reconstructions, flattened over the whole set (the number the paper reports);
-        ``per_image`` (dims ``("stimulus", "layer")``): Pearson r per stimulus/reconstruction
-        pair.
-
-    Raises
-    ------
-    irfa_nwb.errors.MissingWeightsError
-        When no model is given and the pretrained AlexNet weights are not on this machine.
-    """
-    _as_pair(stimuli, reconstructions)
-    n = np.asarray(stimuli).shape[0]
-    if model is None:
-        import torch
-
-        model = load_alexnet()
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-    kw = {"layers": layers, "model": model, "device": device, "batch_size": batch_size}
-    if stimulus_features is not None and all(name in stimulus_features for name in layers):
-        fa = {name: np.asarray(stimulus_features[name]) for name in layers}
-    else:
-        fa = alexnet_features(stimuli, **kw)
-    fb = alexnet_features(reconstructions, **kw)
-    overall = np.array([pearson_r(fa[name], fb[name]) for name in layers])
-    per_image = np.stack(
-        [np.sum(_zscore_rows(fa[name]) * _zscore_rows(fb[name]), axis=1) for name in layers],
-        axis=1,
-    )
-    coords: dict[str, Any] = {"layer": list(layers)}
-    coords.update(_stimulus_coords(stimuli, reconstructions))
-    ds = xr.Dataset(
-        {
-            "overall": (("layer",), overall),
-            "per_image": (("stimulus", "layer"), per_image.reshape(n, len(layers))),
-        },
-        coords=coords,
-    )
-    ds.attrs["description"] = (
-        "Pearson r between AlexNet activations of stimuli and reconstructions (images resized "
-        "to 224 px, ImageNet-normalised; conv and fc6/fc7 after ReLU, fc8 logits)"
-    )
-    return ds
+        return getattr(alexnet, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ----------------------------------------------------------------------------- summary

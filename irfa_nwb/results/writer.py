@@ -393,13 +393,15 @@ def compute_results(
     if layer_correlations:
         if targets is None:
             raise InputError("layer correlations need the stimulus images in the dataset")
-        model = met.load_alexnet()
+        from ..analysis import alexnet as anet
+
+        model = anet.load_alexnet()
         fit_device = str(getattr(estimator, "device_", "cpu") or "cpu")
         if fit_device.startswith("cuda"):
             model.to(fit_device)  # features on the estimator's GPU
-        target_features = met.alexnet_features(targets, model=model)
-        corr = met.alexnet_layer_correlations(targets, recon, model=model,
-                                              stimulus_features=target_features)
+        target_features = anet.alexnet_features(targets, model=model)
+        corr = anet.alexnet_layer_correlations(targets, recon, model=model,
+                                               stimulus_features=target_features)
         rows = {"all": corr["overall"].values}
         for layer in corr.layer.values:
             out[f"alexnet_{layer}"] = corr["per_image"].sel(layer=layer).values
@@ -414,7 +416,7 @@ def compute_results(
                 ablated = X.where(xr.DataArray(keep, dims="unit"), unit_mean)
                 ablated = ablated.transpose(*X.dims).astype(X.dtype)
                 pred = np.asarray(estimator.predict(ablated), dtype=np.float32)
-                rows[area] = met.alexnet_layer_correlations(
+                rows[area] = anet.alexnet_layer_correlations(
                     targets, pred, model=model, stimulus_features=target_features
                 )["overall"].values
         out["layer_correlations"] = (list(corr.layer.values), rows)
