@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 from sklearn.base import clone
 
-from irfa_nwb.baseline import RidgeReconstruction
+from irfa_nwb import RidgeReconstruction
 from irfa_nwb.errors import InputError
 
 
@@ -94,3 +94,18 @@ def test_errors_and_sklearn_contract():
         model.predict(X[:, :5])
     with pytest.raises(InputError, match="NaN"):
         model.predict(np.full_like(X, np.nan))
+
+
+def test_fits_a_loaded_dataset_directly_and_resizes_targets():
+    """fit(ds["responses"], ds["images"]) pairs presentations with images by stimulus_id."""
+    from irfa_nwb import simulate_recording
+
+    ds = simulate_recording(n_stimuli=60, n_test=10, n_repeats=3, image_size=16,
+                            arrays={"V1": 2}, units_per_array=6)
+    model = RidgeReconstruction(image_size=8).fit(ds["responses"], ds["images"])
+    assert model.image_shape_ == (8, 8, 3)
+    np.testing.assert_array_equal(model.training_stimulus_ids_, np.arange(60))
+    out = model.predict(ds["responses"])
+    assert out.dims == ("stimulus_id", "repeat", "y", "x", "channel")
+    missing = np.isnan(ds["responses"].values).all(axis=-1)
+    np.testing.assert_array_equal(np.isnan(out.values).all(axis=(2, 3, 4)), missing)

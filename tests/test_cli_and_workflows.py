@@ -8,8 +8,8 @@ import pytest
 from irfa_nwb.cli.main import main
 from irfa_nwb.workflows.demo import rf_localisation, run_demo, spatial_irf_peaks
 
-TINY_SIM = dict(n_stimuli=48, n_test=8, n_repeats=2, image_size=16, seed=0)
-TINY_MODEL = dict(image_size=16, channels=8, width=8, epochs=2, batch_size=8)
+TINY_SIM = dict(n_stimuli=48, n_test=8, n_repeats=2, image_size=16, random_state=0)
+TINY_MODEL = dict(image_size=16, channels=8, width=8, max_iter=2, batch_size=8)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 from data_helpers import add_electrodes, add_images, new_nwbfile, write
 
-from irfa_nwb.data import list_stimulus_tables, load_dataset
+from irfa_nwb.data import list_stimulus_tables, load_dataset, stack_presentations
 from irfa_nwb.data.images import read_images
 from irfa_nwb.errors import InputError, NWBLayoutError
 
@@ -39,7 +39,7 @@ def test_embedded_image_series_one_presentation_per_frame(tmp_path):
     ds = load_dataset(path, window=(0.0, 0.1))
     np.testing.assert_array_equal(ds["stimulus_id"].values, [0, 1, 2, 3])
     np.testing.assert_array_equal(ds["images"].values[..., 0], frames)
-    np.testing.assert_array_equal(ds["responses"].values[:, 0], [1, 1, 1, 1])
+    np.testing.assert_array_equal(ds["responses"].values[:, 0, 0], [1, 1, 1, 1])
     assert ds.attrs["presentations_source"] == "stimulus/movie"
 
 
@@ -87,8 +87,8 @@ def test_read_images_forms():
     assert read_images(gray_rgb).pixels.shape == (2, 2, 2, 3)
     da = xr.DataArray(
         np.zeros((2, 2, 2, 1), np.uint8),
-        dims=("stimulus", "y", "x", "channel"),
-        coords={"stimulus_id": ("stimulus", ["x", "y"])},
+        dims=("stimulus_id", "y", "x", "channel"),
+        coords={"stimulus_id": ("stimulus_id", ["x", "y"])},
     )
     assert list(read_images(da).names) == ["x", "y"]
     with pytest.raises(InputError, match="must be an array"):
@@ -127,5 +127,7 @@ def test_index_series_over_an_image_series(tmp_path, monkeypatch):
     _file_with_units(nwb, [1.0, 2.0])
     path = write(nwb, tmp_path / "its.nwb")
     ds = load_dataset(path)
-    np.testing.assert_array_equal(ds["stimulus_id"].values, [2, 0])
-    np.testing.assert_array_equal(ds["images"].values[..., 0], frames)
+    np.testing.assert_array_equal(stack_presentations(ds)["stimulus_id"].values, [2, 0])
+    # the images of the stimuli shown (frame 1 never was), on the shared stimulus_id index
+    np.testing.assert_array_equal(ds["stimulus_id"].values, [0, 2])
+    np.testing.assert_array_equal(ds["images"].values[..., 0], frames[[0, 2]])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from data_helpers import allen_behavior_file, allen_coding_file, generic_file
 
-from irfa_nwb.data import list_stimulus_tables, load_dataset
+from irfa_nwb.data import list_stimulus_tables, load_dataset, stack_presentations
 from irfa_nwb.errors import InputError, NWBLayoutError
 
 
@@ -29,9 +29,10 @@ def test_natural_scenes_with_array_images_blanks_dropped(coding):
     imgs = np.arange(3 * 4 * 4, dtype=np.uint8).reshape(3, 4, 4)
     ds = load_dataset(coding["path"], images=imgs, window=(0.0, 0.2))
     keep = coding["frames"] >= 0
-    np.testing.assert_array_equal(ds["stimulus_id"].values, coding["frames"][keep].astype(int))
-    np.testing.assert_array_equal(ds["start_time"].values, coding["onsets"][keep])
-    np.testing.assert_array_equal(ds["responses"].values, coding["counts"][keep])
+    pres = stack_presentations(ds)
+    np.testing.assert_array_equal(pres["stimulus_id"].values, coding["frames"][keep].astype(int))
+    np.testing.assert_array_equal(pres["start_time"].values, coding["onsets"][keep])
+    np.testing.assert_array_equal(pres.values, coding["counts"][keep])
     np.testing.assert_array_equal(ds["unit_id"].values, [100, 101, 102, 103, 104])
     assert list(ds["area"].values) == coding["areas_of_units"]  # via peak_channel_id
     assert list(ds["electrode_group"].values) == coding["groups_of_units"]
@@ -45,8 +46,9 @@ def test_natural_scenes_with_array_images_blanks_dropped(coding):
 
 def test_keep_blank_without_images(coding):
     ds = load_dataset(coding["path"], images=False, keep_blank=True)
-    assert ds.sizes["presentation"] == 10
-    assert (ds["stimulus_id"].values == -1).sum() == 2
+    pres = stack_presentations(ds)
+    assert pres.sizes["presentation"] == 10
+    assert (pres["stimulus_id"].values == -1).sum() == 2
 
 
 def test_allen_quality_preset(coding):
@@ -92,9 +94,10 @@ def test_movie_frames_with_latency(coding):
         window=(0.0, 1 / 30),
         latency=0.05,
     )
-    np.testing.assert_array_equal(ds["stimulus_id"].values, np.arange(8) % 4)
+    pres = stack_presentations(ds)
+    np.testing.assert_array_equal(pres["stimulus_id"].values, np.arange(8) % 4)
     assert ds.attrs["latency"] == 0.05
-    np.testing.assert_array_equal(ds["start_time"].values, coding["movie_onsets"])
+    np.testing.assert_array_equal(pres["start_time"].values, coding["movie_onsets"])
 
 
 def test_ambiguous_and_unusable_tables(coding):
@@ -117,16 +120,19 @@ def test_ambiguous_and_unusable_tables(coding):
 
 def test_allen_behavior_templates_by_index_and_name(behavior):
     ds = load_dataset(behavior["path"], window=(0.0, 0.1))
-    np.testing.assert_array_equal(ds["stimulus_id"].values, behavior["index"])
-    np.testing.assert_array_equal(ds["images"].values[..., 0], behavior["pixels"])
-    assert list(ds["image_name"].values) == behavior["names"]
-    np.testing.assert_array_equal(ds["responses"].values, np.ones((5, 2)))
+    pres = stack_presentations(ds)
+    np.testing.assert_array_equal(pres["stimulus_id"].values, behavior["index"])
+    shown = np.unique(behavior["index"])
+    np.testing.assert_array_equal(ds["images"].values[..., 0], behavior["pixels"][shown])
+    assert list(ds["image_name"].values) == [behavior["names"][i] for i in shown]
+    np.testing.assert_array_equal(pres.values, np.ones((5, 2)))
     assert list(ds["area"].values) == ["VISam", "VISam"]
     ds = load_dataset(behavior["path"], image_column="image_name")
     names = np.array(behavior["names"])[behavior["index"]]
-    np.testing.assert_array_equal(ds["stimulus_id"].values, names)
-    np.testing.assert_array_equal(ds["images"]["stimulus"].values, behavior["names"])
-    per_pres = ds["images"].sel(stimulus=ds["stimulus_id"]).values[..., 0]
+    pres = stack_presentations(ds)
+    np.testing.assert_array_equal(pres["stimulus_id"].values, names)
+    np.testing.assert_array_equal(ds["images"]["stimulus_id"].values, np.unique(names))
+    per_pres = ds["images"].sel(stimulus_id=pres["stimulus_id"].values).values[..., 0]
     np.testing.assert_array_equal(per_pres, behavior["pixels"][behavior["index"]])
 
 

@@ -10,7 +10,7 @@ import xarray as xr
 from data_helpers import generic_file, sha256
 
 import irfa_nwb
-from irfa_nwb.data import images_of, load_dataset, open_nwb
+from irfa_nwb.data import load_dataset, open_nwb, stack_presentations
 from irfa_nwb.errors import InputError, NWBLayoutError
 
 
@@ -22,8 +22,8 @@ def generic(tmp_path_factory):
 def test_spike_counts_match_ground_truth(generic):
     before = sha256(generic["path"])
     ds = load_dataset(generic["path"], window=(0.0, 0.2))
-    r = ds["responses"]
-    assert r.dims == ("presentation", "unit")
+    assert ds["responses"].dims == ("stimulus_id", "repeat", "unit")
+    r = stack_presentations(ds)  # one row per presentation, in time order
     assert r.dtype == np.float32
     np.testing.assert_array_equal(r.values, generic["bin0"] + generic["bin1"])
     np.testing.assert_array_equal(r["stimulus_id"].values, generic["order"])
@@ -35,11 +35,11 @@ def test_spike_counts_match_ground_truth(generic):
     assert list(r["area"].values) == ["V1", "V1", "V4", "V4"]
     np.testing.assert_array_equal(r["rf_x"].values, [0.0, 1.0, 2.0, 3.0])
     np.testing.assert_array_equal(r["rf_y"].values, [0.0, -0.5, -1.0, -1.5])
-    # images come back identical, aligned by stimulus id
-    assert ds["images"].dims == ("stimulus", "y", "x", "channel")
+    # images come back identical, on the same stimulus_id index as the responses
+    assert ds["images"].dims == ("stimulus_id", "y", "x", "channel")
     assert ds["images"].dtype == np.uint8
     np.testing.assert_array_equal(ds["images"].values, generic["pixels"])
-    per_pres = ds["images"].sel(stimulus=ds["stimulus_id"])
+    per_pres = ds["images"].sel(stimulus_id=r["stimulus_id"].values)
     np.testing.assert_array_equal(per_pres.values, generic["pixels"][generic["order"]])
     # provenance
     assert ds.attrs["nwb_identifier"] == "generic-0"
@@ -57,20 +57,22 @@ def test_per_area_windows_bins_and_rates(generic):
     ds = load_dataset(generic["path"], windows={"V4": (0.3, 0.6)})
     expected = generic["bin0"] + generic["bin1"]
     expected[:, 2:] = generic["late"][:, 2:]
-    np.testing.assert_array_equal(ds["responses"].values, expected)
+    np.testing.assert_array_equal(stack_presentations(ds).values, expected)
     np.testing.assert_allclose(ds["window_start"].values, [0, 0, 0.3, 0.3])
     np.testing.assert_allclose(ds["window_stop"].values, [0.2, 0.2, 0.6, 0.6])
 
     ds = load_dataset(generic["path"], window=(0.0, 0.2), bins=2)
-    assert ds["responses"].dims == ("presentation", "unit", "time_bin")
-    np.testing.assert_array_equal(ds["responses"].values[..., 0], generic["bin0"])
-    np.testing.assert_array_equal(ds["responses"].values[..., 1], generic["bin1"])
+    assert ds["responses"].dims == ("stimulus_id", "repeat", "unit", "time_bin")
+    binned = stack_presentations(ds)
+    assert binned.dims == ("presentation", "unit", "time_bin")
+    np.testing.assert_array_equal(binned.values[..., 0], generic["bin0"])
+    np.testing.assert_array_equal(binned.values[..., 1], generic["bin1"])
     np.testing.assert_allclose(ds["bin_start"].values, [0.0, 0.1])
     np.testing.assert_allclose(ds["bin_stop"].values, [0.1, 0.2])
 
     ds = load_dataset(generic["path"], window=(0.0, 0.2), rate=True)
     np.testing.assert_allclose(
-        ds["responses"].values, (generic["bin0"] + generic["bin1"]) / 0.2, rtol=1e-6
+        stack_presentations(ds).values, (generic["bin0"] + generic["bin1"]) / 0.2, rtol=1e-6
     )
     assert ds.attrs["value_units"] == "spikes/s"
 
@@ -79,48 +81,54 @@ def test_unit_selection_and_latency(generic):
     ds = load_dataset(generic["path"], units=[3, 1])
     np.testing.assert_array_equal(ds["unit_id"].values, [3, 1])
     np.testing.assert_array_equal(
-        ds["responses"].values, (generic["bin0"] + generic["bin1"])[:, [3, 1]]
+        stack_presentations(ds).values, (generic["bin0"] + generic["bin1"])[:, [3, 1]]
     )
     # shifting every onset by 0.3 s moves the window onto the late spikes
     ds = load_dataset(generic["path"], window=(0.0, 0.3), latency=0.3)
-    np.testing.assert_array_equal(ds["responses"].values, generic["late"])
-    np.testing.assert_array_equal(ds["start_time"].values, generic["onsets"])
+    late = stack_presentations(ds)
+    np.testing.assert_array_equal(late.values, generic["late"])
+    np.testing.assert_array_equal(late["start_time"].values, generic["onsets"])
     with pytest.raises(InputError, match=r"unit ids \[7\]"):
         load_dataset(generic["path"], units=[7])
 
 
 def test_processed_mua_window_means(generic):
     ds = load_dataset(generic["path"], responses="MUA", window=(0.0, 0.2))
-    np.testing.assert_allclose(ds["responses"].values, generic["mua"], rtol=1e-6)
+    np.testing.assert_allclose(stack_presentations(ds).values, generic["mua"], rtol=1e-6)
     assert ds.attrs["responses_source"] == "processing/ecephys/MUA"
     assert ds.attrs["value_units"] == "volts"
     assert list(ds["area"].values) == ["V1", "V1", "V4", "V4"]
     ds = load_dataset(
         generic["path"], responses="processing/ecephys/MUA", windows={"V1": (0.3, 0.6)}, bins=3
     )
-    np.testing.assert_allclose(
-        ds["responses"].values[:, :2, 1], generic["mua_late"][:, :2], rtol=1e-6
-    )
-    np.testing.assert_allclose(ds["responses"].values[:, 2:, 0], generic["mua"][:, 2:], rtol=1e-6)
+    binned = stack_presentations(ds).values
+    np.testing.assert_allclose(binned[:, :2, 1], generic["mua_late"][:, :2], rtol=1e-6)
+    np.testing.assert_allclose(binned[:, 2:, 0], generic["mua"][:, 2:], rtol=1e-6)
 
 
 def test_mua_is_auto_choice_without_units(tmp_path):
     truth = generic_file(tmp_path / "mua_only.nwb", spikes=False)
     ds = load_dataset(truth["path"])
-    np.testing.assert_allclose(ds["responses"].values, truth["mua"], rtol=1e-6)
+    np.testing.assert_allclose(stack_presentations(ds).values, truth["mua"], rtol=1e-6)
     with pytest.warns(UserWarning, match="hold no sample"):
         ds = load_dataset(truth["path"], window=(100.0, 100.1))
     assert np.isnan(ds["responses"].values).all()
 
 
-def test_open_nwbfile_object_and_images_of(generic):
+def test_open_nwbfile_object_and_repeats_average(generic):
     with open_nwb(generic["path"]) as nwb:
         ds = load_dataset(nwb)
         assert nwb.units is not None  # still open: load_dataset does not close it
-    np.testing.assert_array_equal(ds["responses"].values, generic["bin0"] + generic["bin1"])
-    img = images_of(ds)
-    assert img.dims == ("stimulus", "y", "x", "channel")
-    np.testing.assert_array_equal(img["stimulus_id"].values, [0, 1, 2])
+    counts = generic["bin0"] + generic["bin1"]
+    np.testing.assert_array_equal(stack_presentations(ds).values, counts)
+    np.testing.assert_array_equal(ds["images"]["stimulus_id"].values, [0, 1, 2])
+    averaged = load_dataset(generic["path"], repeats="average")
+    assert averaged["responses"].dims == ("stimulus_id", "unit")
+    for s in range(3):
+        np.testing.assert_allclose(averaged["responses"].values[s],
+                                   counts[generic["order"] == s].mean(0), rtol=1e-6)
+    np.testing.assert_array_equal(averaged["n_repeats"].values,
+                                  np.bincount(generic["order"]))
 
 
 def test_user_images_override_and_count_mismatch(generic):
@@ -158,8 +166,8 @@ def test_top_level_lazy_exports_and_no_torch():
         "split_half_reliability",
         "select_units",
         "zscore_sessions",
-        "train_test_split",
-        "load_tvsd",
+        "split_stimuli",
+        "stack_presentations",
     ):
         assert callable(getattr(irfa_nwb, name))
     import subprocess
@@ -219,7 +227,8 @@ def test_in_memory_nwbfile_never_written():
     nwb.add_unit(spike_times=[1.05, 1.1, 2.05, 3.5], electrodes=[0])
     nwb.add_unit(spike_times=[3.01], electrodes=[1])
     ds = load_dataset(nwb, window=(0.0, 0.2))
-    np.testing.assert_array_equal(ds["responses"].values, [[2, 0], [1, 0], [0, 1]])
-    np.testing.assert_array_equal(ds["stimulus_id"].values, [1, 0, 1])
+    np.testing.assert_array_equal(stack_presentations(ds).values, [[2, 0], [1, 0], [0, 1]])
+    np.testing.assert_array_equal(stack_presentations(ds)["stimulus_id"].values, [1, 0, 1])
+    np.testing.assert_array_equal(ds["stimulus_id"].values, [0, 1])
     assert ds.attrs["source"].startswith("<in-memory NWBFile")
     np.testing.assert_array_equal(ds["rf_x"].values, [0.0, 1.0])

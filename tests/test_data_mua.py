@@ -8,7 +8,7 @@ from data_helpers import add_electrodes, add_images, new_nwbfile, write
 
 pytest.importorskip("spikeinterface")
 
-from irfa_nwb.data import load_dataset, mua_envelope  # noqa: E402
+from irfa_nwb.data import load_dataset, mua_envelope, stack_presentations  # noqa: E402
 from irfa_nwb.errors import InputError  # noqa: E402
 
 FS = 30_000.0
@@ -89,7 +89,7 @@ def test_envelope_from_nwb_raw_series(tmp_path):
     ds = load_dataset(path, envelope=True, window=(0.0, 0.2), envelope_kwargs={"progress": False})
     assert ds.attrs["responses_kind"] == "mua_envelope_mean"
     assert ds.attrs["responses_source"] == "acquisition/ElectricalSeries"
-    r = ds["responses"].values
+    r = stack_presentations(ds).values  # presentation order
     assert r[1, 0] > 20 * r[0, 0] and r[3, 0] > 20 * r[2, 0]  # bursts at 1.0 s and 2.0 s
     ref = _reference_envelope(x)
     np.testing.assert_allclose(r[1, 0], ref[1000:1200, 0].mean(), rtol=0.05)

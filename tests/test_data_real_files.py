@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from data_helpers import REAL_NWB, sha256
 
-from irfa_nwb.data import list_stimulus_tables, load_dataset, open_nwb
+from irfa_nwb.data import list_stimulus_tables, load_dataset, open_nwb, stack_presentations
 from irfa_nwb.errors import NWBLayoutError
 
 pytestmark = [
@@ -59,8 +59,9 @@ def test_alm_trials_units_electrodes(name):
     assert ds.sizes["unit"] == 1
     assert ds["electrode_group"].values[0].startswith("H-1")  # probe name from group_name
     assert ds["area"].values[0].startswith("brain_region: ALM")
-    expected = _direct_counts(path, ds["start_time"].values, (0.0, 1.0))
-    np.testing.assert_array_equal(ds["responses"].values, expected)
+    pres = stack_presentations(ds)
+    expected = _direct_counts(path, pres["start_time"].values, (0.0, 1.0))
+    np.testing.assert_array_equal(pres.values, expected)
     assert ds["stimulus_id"].dtype.kind == "U"
 
 
@@ -86,7 +87,8 @@ def test_movie_clip_table_units():
         images=False,
         window=(0.0, 0.5),
     )
-    assert ds.sizes == {"presentation": 90, "unit": 35}
+    pres = stack_presentations(ds)
+    assert pres.sizes == {"presentation": 90, "unit": 35}
     assert set(ds["area"].values) <= {
         "hippocampus_right",
         "amygdala_right",
@@ -94,8 +96,8 @@ def test_movie_clip_table_units():
         "amygdala_left",
     } | set(ds["area"].values)
     assert "hippocampus_right" in set(ds["area"].values)
-    expected = _direct_counts(path, ds["start_time"].values, (0.0, 0.5))
-    np.testing.assert_array_equal(ds["responses"].values, expected)
+    expected = _direct_counts(path, pres["start_time"].values, (0.0, 0.5))
+    np.testing.assert_array_equal(pres.values, expected)
     table = list_stimulus_tables(path)
     assert not table["usable"].any()
     assert "external" in table.set_index("name").loc["StimulusPresentation_encoding", "note"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from data_helpers import generic_file, sha256
 
-from irfa_nwb.data import load_dataset, open_nwb, parse_dandi_address
+from irfa_nwb.data import load_dataset, open_nwb, parse_dandi_address, stack_presentations
 from irfa_nwb.data.sources import DandiAddress, resolve_dandi_url
 from irfa_nwb.errors import InputError
 
@@ -169,7 +169,9 @@ def test_resolve_and_stream_dandi_address(nwb_file):
     assert prov["dandiset_id"] == "000123" and prov["dandiset_version"] == VERSION
     assert prov["asset_path"] == PATH and prov["asset_id"] == ASSET_ID
     ds = load_dataset(f"dandi://000123/{PATH}")  # no version: latest published
-    np.testing.assert_array_equal(ds["responses"].values, nwb_file["bin0"] + nwb_file["bin1"])
+    np.testing.assert_array_equal(
+        stack_presentations(ds).values, nwb_file["bin0"] + nwb_file["bin1"]
+    )
     np.testing.assert_array_equal(ds["images"].values, nwb_file["pixels"])
     assert ds.attrs["source"] == f"dandi://000123@{VERSION}/{PATH}"
     assert ds.attrs["dandiset_version"] == VERSION and ds.attrs["url"] == BLOB_URL
@@ -195,7 +197,9 @@ def test_asset_download_url_streams_with_retry_and_cache(nwb_file, tmp_path):
     cache = tmp_path / "cache"
     ds = load_dataset(url, cache_dir=cache)
     assert ds.attrs["asset_id"] == ASSET_ID
-    np.testing.assert_array_equal(ds["responses"].values, nwb_file["bin0"] + nwb_file["bin1"])
+    np.testing.assert_array_equal(
+        stack_presentations(ds).values, nwb_file["bin0"] + nwb_file["bin1"]
+    )
     assert any(cache.rglob("*"))  # chunks were kept on disk
     n_first = counter["n"]
     ds2 = load_dataset(url, cache_dir=cache)
@@ -220,7 +224,9 @@ def test_fsspec_backend_with_cache(nwb_file, tmp_path):
         assert len(nwb.units) == 4
     assert any((tmp_path / "fcache").iterdir())
     ds = load_dataset(url, backend="fsspec")
-    np.testing.assert_array_equal(ds["responses"].values, nwb_file["bin0"] + nwb_file["bin1"])
+    np.testing.assert_array_equal(
+        stack_presentations(ds).values, nwb_file["bin0"] + nwb_file["bin1"]
+    )
     assert sha256(nwb_file["path"]) == before
     with pytest.raises(InputError, match="backend"):
         load_dataset("https://example.org/x.nwb", backend="ftp")

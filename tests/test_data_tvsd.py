@@ -13,7 +13,7 @@ from irfa_nwb.data import (
     load_dataset,
     load_tvsd,
     select_units,
-    train_test_split,
+    split_stimuli,
 )
 from irfa_nwb.data.tvsd import read_things_paths
 from irfa_nwb.errors import InputError, NWBLayoutError
@@ -39,24 +39,29 @@ def test_read_things_paths(tvsd):
 
 
 def test_load_tvsd_responses_units_split(tvsd):
-    ds = load_tvsd(tvsd["mua"], array_areas=AREAS, channels_per_array=4, images=False)
+    ds = load_tvsd(tvsd["mua"], array_areas=AREAS, channels_per_array=4, images=False,
+                   test_repeats=True)
     r = ds["responses"]
     keep = [0, 1, 2, 3, 8, 9, 10, 11]  # array 2 left out
     np.testing.assert_array_equal(r["unit_id"].values, keep)
     assert list(r["area"].values) == ["V1"] * 4 + ["IT"] * 4
     assert list(r["electrode_group"].values) == ["array01"] * 4 + ["array03"] * 4
-    # 6 train rows, then 3 repeats x 2 test images minus the one missing repeat
-    assert r.sizes["presentation"] == 6 + 5
-    np.testing.assert_array_equal(r.values[:6], tvsd["train"][:, keep])
-    np.testing.assert_array_equal(r["stimulus_id"].values, [0, 1, 2, 3, 4, 5, 6, 7, 6, 7, 7])
-    assert list(r["split"].values) == ["train"] * 6 + ["test"] * 5
-    np.testing.assert_array_equal(r.values[6:8], tvsd["reps"][0][:, keep])
+    # 6 training images shown once, 2 test images x 3 repeats minus one missing repeat
+    assert r.dims == ("stimulus_id", "repeat", "unit") and r.sizes["repeat"] == 3
+    np.testing.assert_array_equal(r["stimulus_id"].values, np.arange(8))
+    np.testing.assert_array_equal(r.values[:6, 0], tvsd["train"][:, keep])
+    assert np.isnan(r.values[:6, 1:]).all()
+    np.testing.assert_array_equal(r.values[6], tvsd["reps"][:, 0][:, keep])
+    np.testing.assert_array_equal(r.values[7], tvsd["reps"][:, 1][:, keep])
+    assert np.isfinite(r.values[7]).all() and np.isnan(r.values[6]).any()
+    assert list(ds["split"].values) == ["train"] * 6 + ["test"] * 2
     avg = average_repeats(ds)
-    np.testing.assert_allclose(avg.values[6], np.nanmean(tvsd["reps"][:, 0], 0)[keep], rtol=1e-6)
-    assert list(avg["split"].values) == ["train"] * 6 + ["test"] * 2
+    np.testing.assert_allclose(avg["responses"].values[6],
+                               np.nanmean(tvsd["reps"][:, 0], 0)[keep], rtol=1e-6)
+    np.testing.assert_array_equal(avg["n_repeats"].values, [1] * 6 + [2, 3])
     for c in ("reliability", "snr", "oracle", "latency"):
         assert ds[c].dims == ("unit",) and np.isfinite(ds[c].values).all()
-    train, test = train_test_split(ds)
+    train, test = split_stimuli(ds)
     assert set(test["stimulus_id"].values.tolist()) == {6, 7}
     assert select_units(ds, min_reliability=0.5).sizes["unit"] == int(
         (ds["reliability"].values > 0.5).sum()
@@ -68,7 +73,7 @@ def test_load_tvsd_responses_units_split(tvsd):
         include_unmapped=True,
         test_repeats=False,
     )
-    assert ds_all.sizes == {"presentation": 8, "unit": 12}
+    assert ds_all["responses"].sizes == {"stimulus_id": 8, "repeat": 1, "unit": 12}
 
 
 def test_load_tvsd_images_and_channel_order(tvsd):
@@ -88,7 +93,7 @@ def test_load_tvsd_images_and_channel_order(tvsd):
         channels_per_array=4,
         channel_order=order,
     )
-    np.testing.assert_array_equal(rev["responses"].values[:6], tvsd["train"][:, ::-1])
+    np.testing.assert_array_equal(rev["responses"].values[:6, 0], tvsd["train"][:, ::-1])
     small = load_tvsd(
         tvsd["mua"],
         images=tvsd["pixels"],

@@ -66,9 +66,9 @@ def test_attention_lr_parameter_groups():
 def test_attention_lr_is_validated_and_used(tiny_data):
     X, images, groups = tiny_data[:3]
     with pytest.raises(InputError, match="attention_lr"):
-        IRFA(attention_lr=0.0, image_size=16, epochs=1, verbose=0).fit(X, images, groups=groups)
+        IRFA(attention_lr=0.0, image_size=16, max_iter=1, unit_groups=groups).fit(X, images)
     est = IRFA(
-        image_size=16, channels=8, width=8, epochs=1, batch_size=8, attention_lr=1e-2,
-        perceptual_weight=0, adversarial_weight=0, random_state=0, verbose=0,
-    ).fit(X, images, groups=groups)
+        image_size=16, channels=8, width=8, max_iter=1, batch_size=8, attention_lr=1e-2,
+        perceptual_weight=0, adversarial_weight=0, random_state=0, unit_groups=groups,
+    ).fit(X, images)
     assert est.get_params()["attention_lr"] == 1e-2

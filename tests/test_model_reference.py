@@ -291,9 +291,9 @@ def test_discriminator_schedule_in_fit_is_per_epoch(monkeypatch, tiny_data):
 
     monkeypatch.setattr(TrainingStep, "__call__", spy)
     IRFA(
-        image_size=16, channels=4, width=8, epochs=2, batch_size=12, perceptual_weight=0,
-        discriminator_every=3, random_state=0, verbose=0,
-    ).fit(X, images, groups=groups)
+        image_size=16, channels=4, width=8, max_iter=2, batch_size=12, perceptual_weight=0,
+        discriminator_every=3, random_state=0, unit_groups=groups,
+    ).fit(X, images)
     per_epoch = len(X) // 12
     assert [b for b, _ in seen] == list(range(per_epoch)) * 2
     assert [d for _, d in seen] == [b % 3 == 0 for b in range(per_epoch)] * 2
@@ -334,9 +334,9 @@ def test_published_architecture_and_initialisation():
     assert isinstance(inner.down[-1], nn.Conv2d) and isinstance(inner.up[0], nn.ReLU)
     # attention at PyTorch's defaults: uniform within ±1/sqrt(fan_in), BN weight exactly 1
     att = net.attention
-    assert float(att.key_weight.abs().max()) <= 1 / math.sqrt(8)
-    assert float(att.score_weight.abs().max()) <= 1 / math.sqrt(8 * 16)
-    assert float(att.embeddings[0][0].weight.abs().max()) <= 1 / math.sqrt(30)
+    assert att.key_weight.detach().abs().max().item() <= 1 / math.sqrt(8)
+    assert att.score_weight.detach().abs().max().item() <= 1 / math.sqrt(8 * 16)
+    assert att.embeddings[0][0].weight.detach().abs().max().item() <= 1 / math.sqrt(30)
     assert torch.equal(att.embeddings[0][1].weight, torch.ones(4))
     # the U-Net gets the reference initialisation: BN weights ~ N(1, 0.02), conv biases 0
     bns = [m for m in net.generator.modules() if isinstance(m, nn.BatchNorm2d)]
@@ -368,9 +368,9 @@ def test_fit_with_published_recipe_on_tiny_data(tiny_data):
     """IRFA() defaults (adversarial term on, D every 100th batch) fit and predict."""
     X, images, groups = tiny_data[:3]
     est = IRFA(
-        image_size=16, channels=4, width=8, epochs=1, perceptual_weight=0, random_state=0,
-        verbose=0,
-    ).fit(X, images, groups=groups)
+        image_size=16, channels=4, width=8, max_iter=1, perceptual_weight=0, random_state=0,
+        unit_groups=groups,
+    ).fit(X, images)
     assert est.recipe_ == dict(RECIPES["published"])
     assert est.discriminator_.output == "sigmoid"
     history = est.history_[0]

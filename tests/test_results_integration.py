@@ -1,4 +1,5 @@
-"""End to end with the real parts: simulated NWB -> load_dataset -> IRFA -> results -> report."""
+"""End to end with the real parts: simulated NWB -> load_dataset -> IRFA -> evaluate ->
+results NWB -> report."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import hashlib
 
 import numpy as np
 import pytest
+import xarray as xr
 
 pytest.importorskip("pynwb")
 pytest.importorskip("torch")
@@ -14,22 +16,22 @@ pytest.importorskip("torch")
 def test_simulated_recording_to_results_and_report(tmp_path, monkeypatch):
     nwbinspector = pytest.importorskip("nwbinspector")
     import irfa_nwb
-    from irfa_nwb.analysis.figures import write_report
-    from irfa_nwb.data import load_dataset, to_training_pair, train_test_split
-    from irfa_nwb.simulation import simulate_nwb
+    from irfa_nwb.workflows.report import write_report
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no_weights"))
-    src = simulate_nwb(tmp_path / "sim.nwb", n_stimuli=24, n_test=6, n_repeats=2, image_size=16,
-                       arrays={"V1": 2, "IT": 1}, units_per_array=4, seed=0)
+    src = irfa_nwb.write_simulated_recording(
+        tmp_path / "sim.nwb", n_stimuli=24, n_test=6, n_repeats=2, image_size=16,
+        arrays={"V1": 2, "IT": 1}, units_per_array=4,
+    )
     digest = hashlib.sha256(src.read_bytes()).hexdigest()
-    ds = load_dataset(src)
-    train, _ = train_test_split(ds)
-    X, y = to_training_pair(train)
-    est = irfa_nwb.IRFA(image_size=16, epochs=1, perceptual_weight=0, channels=4, width=8,
-                        verbose=0, random_state=0, device="cpu")
-    est.fit(X, y)
+    ds = irfa_nwb.load_dataset(src)
+    train, test = irfa_nwb.split_stimuli(ds)
+    est = irfa_nwb.IRFA(image_size=16, max_iter=1, perceptual_weight=0, channels=4, width=8,
+                        random_state=0, device="cpu")
+    est.fit(train["responses"], train["images"])  # every presentation, paired by stimulus_id
 
-    out = irfa_nwb.write_results(tmp_path / "results.nwb", est, ds)
+    res = irfa_nwb.evaluate(est, test)
+    out = irfa_nwb.write_results(tmp_path / "results.nwb", res)
     assert hashlib.sha256(src.read_bytes()).hexdigest() == digest
     messages = list(nwbinspector.inspect_nwbfile(nwbfile_path=str(out)))
     assert messages == [], [(m.check_function_name, m.message) for m in messages]
@@ -37,20 +39,21 @@ def test_simulated_recording_to_results_and_report(tmp_path, monkeypatch):
     messages = list(nwbinspector.inspect_nwbfile(nwbfile_path=str(out), config=dandi))
     assert messages == [], [(m.check_function_name, m.message) for m in messages]
 
-    res = irfa_nwb.read_results(out)
-    test_ids = np.unique(ds["stimulus_id"].values[ds["split"].values == "test"])
-    assert res["stimulus_id"].values.tolist() == test_ids.tolist()  # test split by default
-    assert res.attrs["source"]["stimulus_selection"] == "test split"
-    assert res.attrs["source"]["identifier"] == ds.attrs["nwb_identifier"]
-    assert list(res["head"].values) == [str(h) for h in est.heads_]
-    assert set(res["area"].values) == {"V1", "IT"}
-    Xt = irfa_nwb.average_repeats(ds).sel(stimulus=np.isin(
-        irfa_nwb.average_repeats(ds)["stimulus_id"].values, test_ids))
-    np.testing.assert_allclose(res["reconstruction"].values, np.asarray(est.predict(Xt)),
-                               atol=1e-6)
-    np.testing.assert_allclose(res["spatial_irf"].sum("head").values, 1.0, atol=1e-4)
-    assert res.attrs["model_config"]["channels"] == 4
-    assert res["history_loss_generator"].size == 1
+    back = irfa_nwb.read_results(out)
+    xr.testing.assert_identical(back.drop_attrs(), res.drop_attrs())
+    test_ids = ds["stimulus_id"].values[ds["split"].values == "test"]
+    assert back["stimulus_id"].values.tolist() == test_ids.tolist()
+    assert set(back["stimulus_role"].values) == {"held_out"}
+    assert back.attrs["source"]["nwb_identifier"] == ds.attrs["nwb_identifier"]
+    assert back.attrs["source"]["source_sha256"] == digest
+    assert list(back["head"].values) == [str(h) for h in est.heads_]
+    assert set(back["head_area"].values) == {"V1", "IT"}
+    expected = est.predict(irfa_nwb.average_repeats(test)["responses"])
+    np.testing.assert_allclose(back["reconstruction"].values, expected.values, atol=1e-6)
+    np.testing.assert_allclose(back["spatial_irf"].sum("head").values, 1.0, atol=1e-4)
+    assert back.attrs["model_params"]["channels"] == 4
+    assert back.attrs["model"]["recipe.discriminator_every"] == 100
+    assert back["history_loss_generator"].size == 1
 
     with pytest.warns(UserWarning, match="AlexNet"):
         files = write_report(out, tmp_path / "report", dpi=40)

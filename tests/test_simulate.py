@@ -10,6 +10,7 @@ import pytest
 import xarray as xr
 
 import irfa_nwb
+from irfa_nwb.data import stack_presentations
 from irfa_nwb.errors import InputError
 from irfa_nwb.simulation import (
     PHOTOS,
@@ -17,6 +18,7 @@ from irfa_nwb.simulation import (
     make_cortex,
     natural_patches,
     simulate,
+    simulate_recording,
     simulation_streams,
 )
 
@@ -25,7 +27,7 @@ SMALL = dict(n_stimuli=60, n_test=6, n_repeats=4, image_size=32, units_per_array
 
 @pytest.fixture(scope="module")
 def small():
-    return simulate(**SMALL, seed=0, return_cortex=True)
+    return simulate_recording(**SMALL, random_state=0, return_cortex=True)
 
 
 # -- data model ----------------------------------------------------------------------------
@@ -33,17 +35,20 @@ def test_layout_shapes_dtypes_coords(small):
     ds, cortex = small
     n_pres = (60 - 6) + 6 * 4
     n_units = 8 * (4 + 2 + 2)
-    r = ds["responses"]
-    assert r.dims == ("presentation", "unit")
-    assert r.shape == (n_pres, n_units)
-    assert r.dtype == np.float32
-    assert ds["images"].dims == ("stimulus", "y", "x", "channel")
+    assert ds["responses"].dims == ("stimulus_id", "repeat", "unit")
+    assert ds["responses"].shape == (60, 4, n_units)
+    assert ds["images"].dims == ("stimulus_id", "y", "x", "channel")
     assert ds["images"].shape == (60, 32, 32, 3)
     assert ds["images"].dtype == np.uint8
-    np.testing.assert_array_equal(ds["stimulus"].values, np.arange(60))
-    assert ds["stimulus"].dtype == np.int64
+    np.testing.assert_array_equal(ds["stimulus_id"].values, np.arange(60))
+    assert ds["stimulus_id"].dtype == np.int64
     assert ds["image_name"].values[7] == "stimulus_00007"
+    assert ds["split"].dims == ("stimulus_id",)
+    assert ds["start_time"].dims == ("stimulus_id", "repeat")
 
+    r = stack_presentations(ds)  # one row per presentation, in time order
+    assert r.shape == (n_pres, n_units)
+    assert r.dtype == np.float32
     assert r["stimulus_id"].dtype == np.int64
     assert r["start_time"].dtype == np.float64
     assert r["unit_id"].dtype == np.int64
@@ -68,8 +73,8 @@ def test_layout_shapes_dtypes_coords(small):
     train_ids = np.setdiff1d(np.arange(60), test_ids)
     assert np.all(counts[train_ids] == 1)
     assert not np.isin(sid[split == "train"], test_ids).any()
-    # images align with presentations through the stimulus dimension coordinate
-    shown = ds["images"].sel(stimulus=r["stimulus_id"])
+    # images and presentations share the stimulus_id index
+    shown = ds["images"].sel(stimulus_id=r["stimulus_id"].values)
     np.testing.assert_array_equal(shown.values[3], ds["images"].values[sid[3]])
 
     groups = list(dict.fromkeys(r["electrode_group"].values.tolist()))
@@ -86,38 +91,41 @@ def test_layout_shapes_dtypes_coords(small):
 
 def test_attrs_are_plain_provenance(small):
     ds, _ = small
-    assert ds.attrs["source"] == "irfa_nwb.simulate"
-    assert ds.attrs["seed"] == 0
+    assert ds.attrs["source"] == "irfa_nwb.simulate_recording"
+    assert ds.attrs["random_state"] == 0
     assert ds.attrs["n_stimuli"] == 60 and ds.attrs["image_size"] == 32
     assert ds.attrs["n_arrays_V1"] == 4
     for k, v in ds.attrs.items():
         assert isinstance(v, str | int | float), (k, v)
 
 
-def test_determinism_by_seed():
-    a = simulate(**SMALL, seed=5)
-    b = simulate(**SMALL, seed=5)
+def test_determinism_by_random_state_and_old_name():
+    a = simulate_recording(**SMALL, random_state=5)
+    b = simulate_recording(**SMALL, random_state=5)
     xr.testing.assert_identical(a, b)
-    c = simulate(**SMALL, seed=6)
+    with pytest.warns(FutureWarning, match="simulate_recording"):
+        old = simulate(**SMALL, seed=5)
+    xr.testing.assert_identical(a, old)
+    c = simulate_recording(**SMALL, random_state=6)
     assert not np.array_equal(a["images"].values, c["images"].values)
     assert not np.array_equal(a["rf_x"].values, c["rf_x"].values)
     # the cortex does not depend on the number of stimuli
-    d = simulate(**{**SMALL, "n_stimuli": 30, "n_test": 2}, seed=5)
+    d = simulate_recording(**{**SMALL, "n_stimuli": 30, "n_test": 2}, random_state=5)
     np.testing.assert_array_equal(a["rf_x"].values, d["rf_x"].values)
 
 
 def test_top_level_api_and_no_heavy_imports():
     code = (
         "import sys, irfa_nwb\n"
-        "ds = irfa_nwb.simulate(n_stimuli=5, n_test=1, n_repeats=2, image_size=16, "
+        "ds = irfa_nwb.simulate_recording(n_stimuli=5, n_test=1, n_repeats=2, image_size=16, "
         "units_per_array=2)\n"
-        "assert ds.responses.shape == (6, 16), ds.responses.shape\n"
+        "assert ds.responses.shape == (5, 2, 16), ds.responses.shape\n"
         "assert 'pynwb' not in sys.modules and 'torch' not in sys.modules\n"
-        "import irfa_nwb.simulation.nwb\n"  # the package has its own name...
-        "ds2 = irfa_nwb.simulate(n_stimuli=5, n_test=1, n_repeats=2, image_size=16, "
-        "units_per_array=2)\n"  # ...so the function stays reachable
+        "import irfa_nwb.simulation.nwb\n"
+        "ds2 = irfa_nwb.simulate_recording(n_stimuli=5, n_test=1, n_repeats=2, "
+        "image_size=16, units_per_array=2)\n"
         "assert ds2.identical(ds)\n"
-        "assert callable(irfa_nwb.simulate_nwb)\n"
+        "assert callable(irfa_nwb.write_simulated_recording)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
@@ -141,21 +149,22 @@ def test_array_rf_centres_are_known_and_spread(small):
 
 def test_invalid_arguments():
     with pytest.raises(InputError, match="n_test"):
-        simulate(n_stimuli=5, n_test=6, image_size=16)
+        simulate_recording(n_stimuli=5, n_test=6, image_size=16)
     with pytest.raises(InputError, match="area"):
-        simulate(n_stimuli=5, n_test=1, image_size=16, arrays={"MT": 1})
+        simulate_recording(n_stimuli=5, n_test=1, image_size=16, arrays={"MT": 1})
     with pytest.raises(InputError, match="noise"):
-        simulate(n_stimuli=5, n_test=1, image_size=16, units_per_array=2, noise="gauss")
+        simulate_recording(n_stimuli=5, n_test=1, image_size=16, units_per_array=2,
+                           noise="gauss")
     with pytest.raises(InputError, match="isi"):
-        simulate(n_stimuli=5, n_test=1, image_size=16, isi=0.1, window=0.2)
+        simulate_recording(n_stimuli=5, n_test=1, image_size=16, isi=0.1, window=0.2)
     with pytest.raises(InputError, match="photograph"):
         natural_patches(2, 16, photos=["no_such_photo"])
 
 
 # -- images --------------------------------------------------------------------------------
 def test_natural_patches_are_varied_rgb_crops():
-    a = natural_patches(40, 32, seed=3)
-    b = natural_patches(40, 32, seed=3)
+    a = natural_patches(40, 32, random_state=3)
+    b = natural_patches(40, 32, random_state=3)
     np.testing.assert_array_equal(a, b)
     assert a.shape == (40, 32, 32, 3) and a.dtype == np.uint8
     # distinct patches with real contrast and colour
@@ -263,8 +272,8 @@ def test_it_units_follow_global_features(small):
 @pytest.mark.parametrize("fano", [1.0, 2.0])
 def test_repeats_have_the_noise_model_variance(fano):
     kw = dict(n_stimuli=12, n_test=12, n_repeats=40, image_size=16, units_per_array=16)
-    ds, cortex = simulate(**kw, fano=fano, seed=2, return_cortex=True)
-    r = ds["responses"]
+    ds, cortex = simulate_recording(**kw, fano=fano, random_state=2, return_cortex=True)
+    r = stack_presentations(ds)
     assert np.all(r["split"].values == "test")
     expected = cortex.expected_counts(ds["images"].values)[r["stimulus_id"].values]
     counts = r.values.astype(float)
@@ -272,21 +281,23 @@ def test_repeats_have_the_noise_model_variance(fano):
     assert abs(counts.sum() / expected.sum() - 1) < 0.02
     assert abs(((counts - expected) ** 2).sum() / expected.sum() - fano) < 0.06 * fano
     # the same from the repeats alone: variance over repeats = fano x mean over repeats
-    g = r.groupby("stimulus_id")
-    ratio = float(g.var(ddof=1).mean() / g.mean().mean())
+    reps = ds["responses"]  # (stimulus_id, repeat, unit)
+    ratio = float(reps.var("repeat", ddof=1).mean() / reps.mean("repeat").mean())
     assert abs(ratio - fano) < 0.08 * fano
 
 
 def test_noise_free_responses_are_expected_counts():
-    ds, cortex = simulate(**SMALL, noise="none", seed=1, return_cortex=True)
-    expected = cortex.expected_counts(ds["images"].values)[ds["stimulus_id"].values]
-    np.testing.assert_allclose(ds["responses"].values, expected, rtol=1e-6)
+    ds, cortex = simulate_recording(**SMALL, noise="none", random_state=1, return_cortex=True)
+    r = stack_presentations(ds)
+    expected = cortex.expected_counts(ds["images"].values)[r["stimulus_id"].values]
+    np.testing.assert_allclose(r.values, expected, rtol=1e-6)
     assert ds.attrs["responses_kind"] == "expected_spike_count"
 
 
 def test_streams_rebuild_the_cortex():
-    ds = simulate(**SMALL, seed=4)
-    cortex = make_cortex(image_size=32, units_per_array=8, rng=simulation_streams(4)["cortex"])
+    ds = simulate_recording(**SMALL, random_state=4)
+    cortex = make_cortex(image_size=32, units_per_array=8,
+                         random_state=simulation_streams(4)["cortex"])
     np.testing.assert_array_equal(cortex.rf_x, ds["rf_x"].values)
 
 
@@ -295,8 +306,8 @@ def test_default_size_is_fast():
     import time
 
     t0 = time.perf_counter()
-    ds = irfa_nwb.simulate(seed=0)
-    assert ds["responses"].shape == (1000 - 50 + 50 * 10, 192)
+    ds = irfa_nwb.simulate_recording(random_state=0)
+    assert stack_presentations(ds).shape == (1000 - 50 + 50 * 10, 192)
     assert time.perf_counter() - t0 < 60
 
 
@@ -310,8 +321,9 @@ def test_each_array_carries_the_pixels_at_its_rf_centre():
     from scipy.ndimage import gaussian_filter
     from sklearn.linear_model import Ridge
 
-    ds = simulate(n_stimuli=700, n_test=0, image_size=32, units_per_array=16, seed=0)
-    r = ds["responses"]
+    ds = simulate_recording(n_stimuli=700, n_test=0, image_size=32, units_per_array=16,
+                            random_state=0)
+    r = stack_presentations(ds)
     X = r.values.astype(float)
     lum = ds["images"].values[r["stimulus_id"].values].astype(float).mean(axis=-1)
     Y = lum.reshape(len(lum), -1) / 255

@@ -1,4 +1,5 @@
-"""Tests of ``simulate_nwb``: best-practice layout, nwbinspector, spikes, MUA, read-back."""
+"""Tests of ``write_simulated_recording``: best-practice layout, nwbinspector, spikes, MUA,
+read-back."""
 
 from __future__ import annotations
 
@@ -6,21 +7,28 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from irfa_nwb.data import stack_presentations
 from irfa_nwb.errors import InputError
-from irfa_nwb.simulation import simulate, simulate_nwb, write_simulation_nwb
+from irfa_nwb.simulation import (
+    simulate_nwb,
+    simulate_recording,
+    write_simulated_recording,
+    write_simulation_nwb,
+)
 
-KW = dict(n_stimuli=40, n_test=5, n_repeats=4, image_size=24, units_per_array=6, seed=3)
+KW = dict(n_stimuli=40, n_test=5, n_repeats=4, image_size=24, units_per_array=6,
+          random_state=3)
 
 
 @pytest.fixture(scope="module")
 def expected():
-    return simulate(**KW)
+    return simulate_recording(**KW)
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, expected):
     folder = tmp_path_factory.mktemp("sim")
-    spikes = simulate_nwb(folder / "sim_spikes.nwb", responses="spikes", **KW)
+    spikes = write_simulated_recording(folder / "sim_spikes.nwb", responses="spikes", **KW)
     mua = write_simulation_nwb(expected, folder / "sim_mua.nwb", responses="mua")
     return {"spikes": spikes, "mua": mua}
 
@@ -51,7 +59,7 @@ def test_layout(files, expected, mode):
     from pynwb.base import Images
     from pynwb.image import IndexSeries, RGBImage
 
-    r = expected["responses"]
+    r = stack_presentations(expected)
     with NWBHDF5IO(str(files[mode]), "r") as io:
         nwb = io.read()
         assert nwb.subject.species == "Macaca mulatta"
@@ -105,7 +113,7 @@ def test_layout(files, expected, mode):
 def test_spike_counts_in_window_equal_the_responses(files, expected):
     from pynwb import NWBHDF5IO
 
-    r = expected["responses"]
+    r = stack_presentations(expected)
     onsets = r["start_time"].values
     with NWBHDF5IO(str(files["spikes"]), "r") as io:
         units = io.read().units
@@ -127,7 +135,7 @@ def test_spike_counts_in_window_equal_the_responses(files, expected):
 def test_mua_window_means_equal_the_responses(files, expected):
     from pynwb import NWBHDF5IO
 
-    r = expected["responses"]
+    r = stack_presentations(expected)
     with NWBHDF5IO(str(files["mua"]), "r") as io:
         mua = io.read().processing["ecephys"]["MUA"]
         data, rate, t0 = mua.data[:], float(mua.rate), float(mua.starting_time)
@@ -150,8 +158,8 @@ def test_load_dataset_reads_back_the_simulation(files, expected, mode):
 def test_noise_free_mua_reads_back(tmp_path):
     load_dataset = _load_dataset()
     kw = {**KW, "n_stimuli": 12, "n_test": 2, "noise": "none"}
-    ds = simulate(**kw)
-    path = simulate_nwb(tmp_path / "mua.nwb", responses="mua", **kw)
+    ds = simulate_recording(**kw)
+    path = write_simulated_recording(tmp_path / "mua.nwb", responses="mua", **kw)
     got = load_dataset(path)
     np.testing.assert_allclose(got["responses"].values, ds["responses"].values, rtol=1e-6)
     with pytest.raises(InputError, match="integer"):
@@ -160,14 +168,17 @@ def test_noise_free_mua_reads_back(tmp_path):
 
 def test_atomic_write_and_overwrite(tmp_path):
     kw = {**KW, "n_stimuli": 6, "n_test": 1}
-    path = simulate_nwb(tmp_path / "a.nwb", **kw)
+    path = write_simulated_recording(tmp_path / "a.nwb", **kw)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.nwb"]  # no temporary left
     with pytest.raises(InputError, match="exists"):
-        simulate_nwb(path, **kw)
+        write_simulated_recording(path, **kw)
     size = path.stat().st_size
-    simulate_nwb(path, overwrite=True, responses="mua", **kw)
+    write_simulated_recording(path, overwrite=True, responses="mua", **kw)
     assert path.stat().st_size != size
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.nwb"]
     with pytest.raises(InputError, match="responses"):
-        simulate_nwb(tmp_path / "b.nwb", responses="lfp", **kw)
+        write_simulated_recording(tmp_path / "b.nwb", responses="lfp", **kw)
     assert not (tmp_path / "b.nwb").exists()
+    with pytest.warns(FutureWarning, match="write_simulated_recording"):
+        old = simulate_nwb(tmp_path / "c.nwb", **{**kw, "random_state": None}, seed=3)
+    assert old.is_file()

@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from irfa_nwb.data import stack_presentations
 from irfa_nwb.errors import InputError
-from irfa_nwb.simulation import make_cortex, natural_patches, sample_counts, simulate
+from irfa_nwb.simulation import make_cortex, natural_patches, sample_counts, simulate_recording
 from irfa_nwb.simulation.noise import modulated_poisson
 
 SIZE = 32
@@ -20,12 +21,12 @@ SIZE = 32
 
 @pytest.fixture(scope="module")
 def cortex():
-    return make_cortex(image_size=SIZE, units_per_array=12, seed=0)
+    return make_cortex(image_size=SIZE, units_per_array=12, random_state=0)
 
 
 @pytest.fixture(scope="module")
 def natural(cortex):
-    images = natural_patches(150, SIZE, seed=5)
+    images = natural_patches(150, SIZE, random_state=5)
     return images, cortex.expected_counts(images)
 
 
@@ -114,7 +115,7 @@ def test_complex_cells_are_phase_invariant_simple_cells_are_not():
     grid for a quadrature pair). Measured: simple cells 1.0 (all), complex at most 0.044.
     """
     size = 64
-    cortex = make_cortex(image_size=size, arrays={"V1": 2}, units_per_array=16, seed=0)
+    cortex = make_cortex(image_size=size, arrays={"V1": 2}, units_per_array=16, random_state=0)
     v1 = cortex.models["V1"]
     lum = np.flatnonzero(v1.channel == 0)
     phases = np.linspace(0, 2 * np.pi, 8, endpoint=False)
@@ -162,7 +163,7 @@ def test_a_probe_inside_the_rf_drives_v1_one_outside_does_not(cortex):
 
 def _nonlinearity(cortex, area):
     """Per unit: |z(mean of two images) - mean of z| relative to |z(a) - z(b)|."""
-    images = natural_patches(400, 16, seed=7).astype(float)
+    images = natural_patches(400, 16, random_state=7).astype(float)
     a, b = images[:200], images[200:]
     mix = np.rint((a + b) / 2).astype(np.uint8)
     za, zb = cortex.drive(a.astype(np.uint8)), cortex.drive(b.astype(np.uint8))
@@ -178,7 +179,7 @@ def test_v4_and_it_drives_are_nonlinear_in_the_image():
     Measured (seed 0, 16 px): V4 median 0.31 (min 0.22), IT 0.41 (0.28); the previous model
     gave V4 0.21 (0.11), IT 0.15 (0.03). A drive linear in the image gives 0.
     """
-    cortex = make_cortex(image_size=16, units_per_array=16, seed=0)
+    cortex = make_cortex(image_size=16, units_per_array=16, random_state=0)
     v4, it = _nonlinearity(cortex, "V4"), _nonlinearity(cortex, "IT")
     assert np.median(v4) > 0.25 and v4.min() > 0.15, (np.median(v4), v4.min())
     assert np.median(it) > 0.3 and it.min() > 0.2, (np.median(it), it.min())
@@ -192,9 +193,10 @@ def test_it_is_less_linearly_decodable_than_v1():
     """
     from sklearn.linear_model import Ridge
 
-    ds, cortex = simulate(n_stimuli=800, n_test=0, image_size=16, seed=0,
-                          arrays={"V1": 2, "IT": 2}, units_per_array=24, return_cortex=True)
-    r = ds["responses"]
+    ds, cortex = simulate_recording(n_stimuli=800, n_test=0, image_size=16, random_state=0,
+                                    arrays={"V1": 2, "IT": 2}, units_per_array=24,
+                                    return_cortex=True)
+    r = stack_presentations(ds)
     X = r.values.astype(float)
     Y = ds["images"].values[r["stimulus_id"].values].reshape(len(X), -1) / 255.0
     train, test = slice(0, 640), slice(640, None)

@@ -14,8 +14,9 @@ and torch is only imported by the network-based metrics, when they run.
 - :mod:`~irfa_nwb.analysis.nsd_metrics`: the eight-metric table of NSD reconstruction
   work (:func:`standard_metrics`: PixCorr, SSIM, AlexNet(2), AlexNet(5), Inception, CLIP,
   EffNet-B, SwAV).
-- :mod:`~irfa_nwb.analysis.figures`: PNG figures and :func:`write_report` (used by
-  ``irfa-nwb report``).
+- :mod:`~irfa_nwb.analysis.figures`: PNG figures (arrays in, figures out).
+- :mod:`~irfa_nwb.analysis.evaluate`: :func:`evaluate`, all of the above for a fitted model
+  on a data set, as one xarray Dataset (what :func:`irfa_nwb.write_results` stores).
 """
 
 from .alexnet import (
@@ -27,6 +28,7 @@ from .alexnet import (
     notebook_uint8,
 )
 from .clustering import ClusterResult, cluster_features, cluster_stimuli
+from .evaluate import evaluate
 from .fields import (
     feature_consistency,
     feature_irf_mean,
@@ -45,7 +47,6 @@ from .figures import (
     plot_spatial_irfs,
     plot_training_curves,
     save_figure,
-    write_report,
 )
 from .metrics import (
     identification_accuracy,
@@ -71,6 +72,7 @@ __all__ = [
     "cluster_features",
     "cluster_stimuli",
     "correlation_distance",
+    "evaluate",
     "feature_consistency",
     "feature_irf_mean",
     "feature_variability",
@@ -97,5 +99,4 @@ __all__ = [
     "ssim",
     "standard_metrics",
     "two_way_identification",
-    "write_report",
 ]

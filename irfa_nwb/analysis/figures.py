@@ -3,14 +3,13 @@
 Each ``plot_*`` function takes arrays (NumPy or xarray) and returns a
 :class:`matplotlib.figure.Figure` built without pyplot (no GUI backend, no global state);
 :func:`save_figure` writes it as a PNG of exactly ``figsize × dpi`` pixels (no tight cropping)
-and releases it. :func:`write_report` reads a results file (:func:`irfa_nwb.read_results`) and
-writes every figure the file supports; it is what ``irfa-nwb report results.nwb`` calls.
+and releases it. :func:`irfa_nwb.workflows.report.write_report` draws every figure an
+evaluation supports (``irfa-nwb report results.nwb``).
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -510,143 +509,3 @@ def plot_training_curves(
     ax.set_title("training history", fontsize=9)
     fig.subplots_adjust(left=0.12, right=0.98, top=0.9, bottom=0.14)
     return fig
-
-
-def write_report(
-    results_path: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    *,
-    dpi: int = DEFAULT_DPI,
-    layer_correlations: bool | None = None,
-    max_images: int = 12,
-) -> list[Path]:
-    """Write every figure a results file supports, as PNGs in ``out_dir``.
-
-    Files: ``reconstructions.png``, ``spatial_irfs.png``, ``feature_irfs.png`` (mean over
-    stimuli), ``clusters.png`` (per-area clustering of stimuli by feature IRFs, see
-    :mod:`irfa_nwb.analysis.clustering`), ``layer_correlations.png``, ``layer_shares.png`` (the
-    paper's per-area relative shares, when the file holds per-area correlations) and
-    ``training_curves.png``, each only when the file holds what it needs, and ``summary.txt``
-    with the headline numbers.
-
-    Parameters
-    ----------
-    results_path : path-like
-        File written by :func:`irfa_nwb.write_results`.
-    out_dir : path-like
-        Folder for the figures (created).
-    dpi : int
-        Resolution of the PNGs.
-    layer_correlations : bool, optional
-        When the file holds no stored layer correlations: ``True`` computes them from the stored
-        stimuli and reconstructions (needs pretrained AlexNet weights, else
-        :class:`~irfa_nwb.errors.MissingWeightsError`), ``None`` (default) does so only when
-        the weights are already on this machine, ``False`` never.
-    max_images : int
-        Reconstruction pairs shown.
-
-    Returns
-    -------
-    list of pathlib.Path
-        The files written.
-    """
-    from ..results import read_results
-    from .clustering import cluster_stimuli
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    res = read_results(results_path)
-    written: list[Path] = []
-    ids = [str(s) for s in res["stimulus_id"].values]
-    heads = [str(h) for h in res["head"].values]
-    areas = [str(a) for a in res["area"].values]
-
-    if "stimulus_image" in res:
-        fig = plot_reconstructions(res["stimulus_image"].values, res["reconstruction"].values,
-                                   stimulus_ids=ids, max_images=max_images)
-        written.append(save_figure(fig, out / "reconstructions.png", dpi=dpi))
-    written.append(save_figure(plot_spatial_irfs(res["spatial_irf"]), out / "spatial_irfs.png",
-                               dpi=dpi))
-    written.append(save_figure(plot_feature_irfs(res["feature_irf"]), out / "feature_irfs.png",
-                               dpi=dpi))
-
-    clusters = None
-    if res.sizes["stimulus"] >= 3 and "stimulus_image" in res:
-        try:
-            clusters = cluster_stimuli(res["feature_irf_per_stimulus"].values, areas,
-                                       heads=heads, stimulus_ids=ids)
-        except InputError as err:
-            warnings.warn(f"clustering skipped: {err}", stacklevel=2)
-        if clusters:
-            fig = plot_cluster_exemplars(clusters, res["stimulus_image"].values)
-            written.append(save_figure(fig, out / "clusters.png", dpi=dpi))
-
-    corr = res["layer_correlation"] if "layer_correlation" in res else None
-    if corr is None and layer_correlations is not False and "stimulus_image" in res:
-        from ..errors import MissingWeightsError
-        from .alexnet import alexnet_layer_correlations
-
-        try:
-            # None: only with weights already here (no download); True: torchvision's way
-            ds = alexnet_layer_correlations(res["stimulus_image"].values,
-                                            res["reconstruction"].values,
-                                            allow_download=None if layer_correlations else False)
-            corr = ds["overall"]
-        except MissingWeightsError:
-            if layer_correlations:
-                raise
-            warnings.warn("layer-correlation chart skipped: pretrained AlexNet weights are not "
-                          "on this machine (see irfa_nwb.analysis.alexnet.load_alexnet)",
-                          stacklevel=2)
-    if corr is not None:
-        written.append(save_figure(plot_layer_correlations(corr), out / "layer_correlations.png",
-                                   dpi=dpi))
-        if corr.ndim == 2 and corr.shape[0] > 1:
-            try:
-                fig = plot_layer_shares(corr)
-            except InputError as err:  # e.g. correlations summing to zero
-                warnings.warn(f"layer-share chart skipped: {err}", stacklevel=2)
-            else:
-                written.append(save_figure(fig, out / "layer_shares.png", dpi=dpi))
-
-    history = {k: res[k].values for k in res.data_vars if str(k).startswith("history_")}
-    if history:
-        if "epoch" in res.coords:
-            history["epoch"] = res["epoch"].values
-        try:
-            written.append(save_figure(plot_training_curves(history),
-                                       out / "training_curves.png", dpi=dpi))
-        except InputError as err:
-            warnings.warn(f"training curves skipped: {err}", stacklevel=2)
-
-    # headline numbers
-    lines = [f"results: {results_path}", f"stimuli: {res.sizes['stimulus']}",
-             f"heads: {len(heads)} ({', '.join(sorted(set(areas)))})"]
-    for name in ("pixel_r", "ssim"):
-        if name in res:
-            lines.append(f"mean {name}: {float(np.nanmean(res[name].values)):.4f}")
-    if "identification_rank" in res and res.sizes["stimulus"] >= 2:
-        from .metrics import identification_accuracy
-
-        ranks = res["identification_rank"].values
-        lines.append(f"identification accuracy ({len(ranks)}-way): "
-                     f"{identification_accuracy(ranks):.4f}")
-        lines.append(f"identification accuracy (2-way): {identification_accuracy(ranks, 2):.4f}")
-    if res.sizes["stimulus"] >= 2:
-        sc = float(np.nanmean(res["spatial_consistency"].values))
-        fc = float(np.nanmean(res["feature_consistency"].values))
-        lines.append(f"spatial IRF consistency across stimuli (mean pairwise r): {sc:.4f}")
-        lines.append(f"feature IRF consistency across stimuli (mean pairwise r): {fc:.4f}")
-    if clusters:
-        for area, cres in clusters.items():
-            lines.append(f"clusters in {area}: k={cres.k} "
-                         f"(silhouette {cres.silhouette.get(cres.k, float('nan')):.3f})")
-    if corr is not None:
-        flat = corr if corr.ndim == 1 else corr.isel({corr.dims[0]: 0})
-        lines.append("AlexNet r: " + ", ".join(
-            f"{lay}={float(v):.3f}" for lay, v in zip(flat["layer"].values, flat.values,
-                                                      strict=True)))
-    summary = out / "summary.txt"
-    summary.write_text("\n".join(lines) + "\n")
-    written.append(summary)
-    return written

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import traceback
 from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger("irfa_nwb.cli")
 
 EPILOG = """\
 examples:
@@ -34,12 +37,11 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=float, default=7.8e-4)
     g.add_argument("--perceptual-weight", type=float, default=0.69,
                    help="0 trains without the VGG19 perceptual loss (no pretrained weights)")
-    g.add_argument("--validation-fraction", type=float, default=0.0)
-    g.add_argument("--early-stopping", type=int, default=None)
+    g.add_argument("--early-stopping", action="store_true")
+    g.add_argument("--validation-fraction", type=float, default=0.1)
+    g.add_argument("--n-iter-no-change", type=int, default=10)
     g.add_argument("--device", default="auto")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--allow-download", action="store_true",
-                   help="let torchvision download missing pretrained weights")
 
 
 def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -47,15 +49,15 @@ def _model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         image_size=args.image_size,
         channels=args.channels,
         width=args.width,
-        epochs=args.epochs,
+        max_iter=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
         perceptual_weight=args.perceptual_weight,
         validation_fraction=args.validation_fraction,
         early_stopping=args.early_stopping,
+        n_iter_no_change=args.n_iter_no_change,
         device=args.device,
         random_state=args.seed,
-        allow_download=args.allow_download,
         verbose=0 if args.quiet else 1,
     )
 
@@ -143,11 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    log = (lambda _m: None) if args.quiet else print
     if args.command == "demo":
         from ..workflows.demo import run_demo
 
-        model = {} if args.epochs is None else {"epochs": args.epochs}
+        model = {} if args.epochs is None else {"max_iter": args.epochs}
         sim = {} if args.n_stimuli is None else {"n_stimuli": args.n_stimuli}
         result = run_demo(
             args.out, simulation=sim, model=model, perceptual=args.perceptual,
@@ -155,52 +156,55 @@ def _run(args: argparse.Namespace) -> int:
         )
         print(result.summary())
     elif args.command == "simulate":
-        from ..simulation import simulate_nwb
+        from ..simulation import write_simulated_recording
 
-        path = simulate_nwb(
+        path = write_simulated_recording(
             args.output, responses=args.responses, overwrite=args.overwrite,
             n_stimuli=args.n_stimuli, n_test=args.n_test, n_repeats=args.n_repeats,
-            image_size=args.image_size, seed=args.seed,
+            image_size=args.image_size, random_state=args.seed,
         )
-        log(f"wrote {path}")
+        logger.info("wrote %s", path)
     elif args.command == "inspect":
         _inspect(args.source)
     elif args.command == "fit":
         from ..workflows.fit import fit_nwb
 
-        fit_nwb(
+        outcome = fit_nwb(
             args.source, args.output, model_path=args.model, load_kwargs=_load_kwargs(args),
             model_kwargs=_model_kwargs(args), test_size=args.test_size,
-            min_reliability=args.min_reliability, seed=args.seed, overwrite=args.overwrite,
-            log=log,
+            min_reliability=args.min_reliability, random_state=args.seed,
+            overwrite=args.overwrite,
         )
+        if outcome.interrupted:
+            print(
+                f"irfa-nwb: interrupted; {outcome.model_path} holds the model after epoch "
+                f"{outcome.estimator.n_iter_} of {outcome.estimator.max_iter}",
+                file=sys.stderr,
+            )
+            return 130
     elif args.command == "predict":
-        from .. import average_repeats, load_dataset, load_model, write_results
+        from ..workflows.fit import predict_nwb
 
-        model = load_model(args.model)
-        dataset = load_dataset(args.source, **_load_kwargs(args))
-        X = average_repeats(dataset)
-        path = write_results(
-            args.output, model, dataset, source=args.source, X=X, overwrite=args.overwrite
-        )
-        log(f"wrote {path}")
+        path = predict_nwb(args.model, args.source, args.output,
+                           load_kwargs=_load_kwargs(args), overwrite=args.overwrite)
+        logger.info("wrote %s", path)
     elif args.command == "report":
-        from ..analysis.figures import write_report
+        from ..workflows.report import write_report
 
         out = Path(args.out) if args.out else Path(args.results).with_name(
             Path(args.results).stem + "_figures"
         )
         for path in write_report(args.results, out):
-            log(str(path))
+            logger.info("%s", path)
     elif args.command == "convert-tvsd":
-        from ..data import convert_tvsd
+        from ..data.tvsd import convert_tvsd
 
         path = convert_tvsd(
             args.mua_file, args.output, images_file=args.images_file,
             image_root=args.image_root, age=args.age, subject_id=args.subject_id,
             overwrite=args.overwrite,
         )
-        log(f"wrote {path}")
+        logger.info("wrote %s", path)
     return 0
 
 
@@ -237,10 +241,24 @@ def _inspect(source: str) -> None:
             print(table.to_string(index=False))
 
 
+def _setup_logging(quiet: bool) -> None:
+    """Show the library's INFO messages on stdout (the library itself never prints)."""
+    root = logging.getLogger("irfa_nwb")
+    for handler in list(root.handlers):
+        if getattr(handler, "_irfa_cli", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler._irfa_cli = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``irfa-nwb``; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    _setup_logging(args.quiet)
     try:
         return _run(args)
     except KeyboardInterrupt:

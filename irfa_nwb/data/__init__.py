@@ -9,7 +9,7 @@ Modules, one job each:
 - :mod:`.continuous`  window means of continuous series (processed MUA)
 - :mod:`.mua`         MUA envelope from raw voltage (spikeinterface, optional)
 - :mod:`.loader`      :func:`load_dataset`, the one call from a file to a Dataset
-- :mod:`.repeats`     repeats, reliability, unit selection, z-scoring, splits, training pairs
+- :mod:`.repeats`     repeats, reliability, unit selection, z-scoring, stimulus splits
 - :mod:`.tvsd`        THINGS Ventral Stream Spiking Dataset reader and NWB converter
 
 Heavy or optional packages (pynwb, h5py, dandi, remfile, spikeinterface) are imported inside
@@ -27,11 +27,15 @@ _EXPORTS = {
     "resolve_dandi_url": ".sources",
     "list_stimulus_tables": ".stimuli",
     "load_dataset": ".loader",
-    "images_of": ".loader",
+    "build_dataset": ".loader",
+    "ImageSet": ".images",
+    "read_images": ".images",
     "average_repeats": ".repeats",
+    "stack_presentations": ".repeats",
     "split_half_reliability": ".repeats",
     "select_units": ".repeats",
     "zscore_sessions": ".repeats",
+    "split_stimuli": ".repeats",
     "train_test_split": ".repeats",
     "to_training_pair": ".repeats",
     "load_tvsd": ".tvsd",

@@ -134,8 +134,8 @@ def read_images(images: Any, *, image_size: tuple[int, int] | None = None) -> Im
     ----------
     images : array, xarray.DataArray, folder, list of paths or mapping
         - array ``(n, y, x)`` or ``(n, y, x, channel)``: ids are positions 0..n-1;
-        - ``xarray.DataArray`` with a ``stimulus`` dim: ids from its ``stimulus_id`` (or
-          ``stimulus``) coordinate when present;
+        - ``xarray.DataArray`` with a ``stimulus_id`` (or ``stimulus``) first dim: ids from its
+          ``stimulus_id`` (or ``stimulus``) coordinate when present;
         - a folder: its image files (``.png .jpg .tif ...``) sorted by name, numbers in names
           compared as numbers (``2.tiff`` before ``10.tiff``, as AllenSDK names the natural
           scenes); ids are positions in that order and names are the file stems;
@@ -152,8 +152,10 @@ def read_images(images: Any, *, image_size: tuple[int, int] | None = None) -> Im
 
     if isinstance(images, xr.DataArray):
         dims = images.dims
-        if dims[0] not in ("stimulus", "image", "frame"):
-            raise InputError(f"images DataArray: first dim should be 'stimulus', got {dims}")
+        if dims[0] not in ("stimulus_id", "stimulus", "image", "frame"):
+            raise InputError(
+                f"images DataArray: first dim should be 'stimulus_id', got {dims}"
+            )
         coord = next((c for c in ("stimulus_id", dims[0]) if c in images.coords), None)
         names = None
         if coord is not None:

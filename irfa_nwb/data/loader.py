@@ -1,18 +1,24 @@
 """``load_dataset``: one call from an NWB file to an ``xarray.Dataset`` ready for IRFA.
 
-The Dataset holds
+The Dataset is indexed by one stimulus key, ``stimulus_id``, shared by its two variables:
 
-- ``responses`` (float32): dims ``("presentation", "unit")`` or
-  ``("presentation", "unit", "time_bin")``. Presentation coords: ``stimulus_id`` (int64 image
-  index, or str image name), ``start_time`` (float64 s), optionally ``split``. Unit coords:
+- ``responses`` (float32): dims ``("stimulus_id", "repeat", "unit")`` (or with a trailing
+  ``"time_bin"``): the response of every unit to every presentation of every stimulus,
+  presentations of a stimulus numbered 0, 1, … in the order they were shown; NaN where a
+  stimulus was shown fewer times than the most repeated one. ``load_dataset(...,
+  repeats="average")`` averages the repeats while loading (dims ``("stimulus_id", "unit")``,
+  coord ``n_repeats``), as :func:`irfa_nwb.average_repeats` does afterwards.
+  Coords: ``start_time`` (float64 s, ``(stimulus_id, repeat)``; NaN for missing repeats),
+  ``split`` (``"train"`` / ``"test"`` per stimulus, when the file designates one), unit coords
   ``unit_id`` (int64), ``electrode_group`` (str, the IRFA head), ``area`` (str), and ``rf_x``,
   ``rf_y`` (float64) when the electrodes table has those columns; ``window_start`` /
   ``window_stop`` (float64 s) when per-area windows were asked for.
-- ``images``: dims ``("stimulus", "y", "x", "channel")``, uint8 or float32 in [0, 1]. Its
-  ``stimulus`` dimension coordinate holds the stimulus ids (an xarray Dataset cannot hold two
-  different variables both named ``stimulus_id``), so ``ds.images.sel(stimulus=ds.stimulus_id)``
-  gives the image of every presentation. :func:`irfa_nwb.data.images_of` returns the images with
-  a ``stimulus_id`` coordinate instead.
+- ``images``: dims ``("stimulus_id", "y", "x", "channel")``, uint8 or float32 in [0, 1], the
+  image of every stimulus shown (``image_name`` coord when the images are named).
+
+So ``IRFA().fit(ds["responses"], ds["images"])`` pairs every presentation with its image, and
+``ds.stack(presentation=("stimulus_id", "repeat"))`` gives a Brain-Score-style
+``presentation × unit`` view. Stimulus ids are int64 image indices or str image names.
 
 Provenance (source, DANDI id / version / asset path, NWB identifier, object ids, window, units of
 the values) is in ``attrs`` of the Dataset and of ``responses``, as str / int / float / lists.
@@ -20,6 +26,7 @@ the values) is in ``attrs`` of the Dataset and of ``responses``, as str / int / 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -35,7 +42,7 @@ from .sources import _open_with_provenance
 from .stimuli import file_images, find_presentations, match_images
 from .units import spike_counts, unit_metadata
 
-__all__ = ["build_dataset", "images_of", "load_dataset"]
+__all__ = ["build_dataset", "load_dataset", "repeat_numbers"]
 
 Window = tuple[float, float]
 
@@ -70,6 +77,51 @@ def _unit_windows(
     return starts, stops
 
 
+#: a Dataset larger than this made mostly of missing repeats gets a warning
+_PADDING_WARN_BYTES = 1 << 30
+
+
+def _stimulus_key(stimulus_ids: np.ndarray) -> np.ndarray:
+    ids = np.asarray(stimulus_ids)
+    return ids.astype(np.int64) if ids.dtype.kind in "iu" else ids.astype(str)
+
+
+def repeat_numbers(stimulus_ids: np.ndarray, start_time: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Stimuli, and each presentation's stimulus position and repeat number (in time order).
+
+    Returns
+    -------
+    uniq : array
+        Sorted unique stimulus ids.
+    stimulus_index : int array, one per presentation
+        Position of its stimulus in ``uniq``.
+    repeat : int array, one per presentation
+        0 for the first presentation of its stimulus, 1 for the second, …
+    """
+    uniq, inverse = np.unique(stimulus_ids, return_inverse=True)
+    order = np.lexsort((np.asarray(start_time, dtype=np.float64), inverse))
+    repeat = np.empty(len(inverse), dtype=np.int64)
+    sorted_inverse = inverse[order]
+    first = np.r_[0, np.flatnonzero(np.diff(sorted_inverse)) + 1]
+    counts = np.diff(np.r_[first, len(order)])
+    repeat[order] = np.arange(len(order)) - np.repeat(first, counts)
+    return uniq, inverse, repeat
+
+
+def _per_stimulus_split(split: np.ndarray, inverse: np.ndarray, n: int) -> np.ndarray:
+    split = np.asarray(split).astype(str)
+    per = np.empty(n, dtype=object)
+    for k in range(n):
+        values = np.unique(split[inverse == k])
+        if len(values) != 1:
+            raise InputError(
+                f"stimulus at position {k} is marked {values.tolist()} in the split column: a "
+                "stimulus must be all train or all test"
+            )
+        per[k] = values[0]
+    return per.astype(str)
+
+
 def build_dataset(
     values: np.ndarray,
     units: pd.DataFrame,
@@ -80,9 +132,10 @@ def build_dataset(
     *,
     split: np.ndarray | None = None,
     extra_unit_coords: Mapping[str, np.ndarray] | None = None,
-    extra_stimulus_coords: Mapping[str, np.ndarray] | None = None,
+    extra_image_coords: Mapping[str, np.ndarray] | None = None,
+    repeats: str = "keep",
 ) -> xr.Dataset:
-    """Assemble the Dataset of the data model from plain arrays (used by every reader).
+    """Assemble the Dataset of the data model from per-presentation arrays (every reader).
 
     Parameters
     ----------
@@ -90,25 +143,31 @@ def build_dataset(
     units : pandas.DataFrame
         Columns ``unit_id``, ``electrode_group``, ``area`` and optionally ``rf_x``, ``rf_y``.
     stimulus_ids : array, shape (n_presentations,)
-        int64 image positions or str names.
+        int64 image positions (indices into ``images``) or str image names.
     start_time : array of float, shape (n_presentations,)
     images : ImageSet or None
         When ``None`` the Dataset has no ``images`` variable.
     attrs : dict
         Provenance.
     split : array of str, optional
-        ``"train"`` / ``"test"`` per presentation.
-    extra_unit_coords, extra_stimulus_coords : mapping, optional
-        More coordinates along ``unit`` / ``stimulus``.
+        ``"train"`` / ``"test"`` per presentation (the same for all presentations of a
+        stimulus).
+    extra_unit_coords : mapping, optional
+        More coordinates along ``unit``.
+    extra_image_coords : mapping, optional
+        More coordinates of the images, one value per image of ``images`` (in its order).
+    repeats : {"keep", "average"}
+        Keep every presentation (``repeat`` dim) or average the repeats of each stimulus.
     """
+    if repeats not in ("keep", "average"):
+        raise InputError(f"repeats must be 'keep' or 'average'; got {repeats!r}")
     values = np.asarray(values, dtype=np.float32)
-    if stimulus_ids.dtype.kind in "iu":
-        stimulus_ids = stimulus_ids.astype(np.int64)
-    else:
-        stimulus_ids = stimulus_ids.astype(str)
+    stimulus_ids = _stimulus_key(stimulus_ids)
+    uniq, inverse, repeat = repeat_numbers(stimulus_ids, start_time)
+    n_stim, n_rep = len(uniq), int(repeat.max()) + 1 if len(repeat) else 0
+    n_repeats = np.bincount(inverse, minlength=n_stim).astype(np.int64)
     coords: dict[str, Any] = {
-        "stimulus_id": ("presentation", stimulus_ids),
-        "start_time": ("presentation", np.asarray(start_time, dtype=np.float64)),
+        "stimulus_id": ("stimulus_id", uniq),
         "unit_id": ("unit", units["unit_id"].to_numpy(dtype=np.int64)),
         "electrode_group": ("unit", units["electrode_group"].to_numpy().astype(str)),
         "area": ("unit", units["area"].to_numpy().astype(str)),
@@ -117,51 +176,59 @@ def build_dataset(
         if rf in units:
             coords[rf] = ("unit", units[rf].to_numpy(dtype=np.float64))
     if split is not None:
-        coords["split"] = ("presentation", np.asarray(split).astype(str))
+        coords["split"] = ("stimulus_id", _per_stimulus_split(split, inverse, n_stim))
     for name, val in (extra_unit_coords or {}).items():
         coords[name] = ("unit", np.asarray(val))
-    dims: tuple[str, ...] = ("presentation", "unit")
+    tail: tuple[str, ...] = ("unit",)
     if values.ndim == 3:
-        dims = (*dims, "time_bin")
+        tail = ("unit", "time_bin")
         coords["time_bin"] = ("time_bin", np.arange(values.shape[2], dtype=np.int64))
-    responses = xr.DataArray(values, dims=dims, coords=coords, attrs=dict(attrs))
+    if repeats == "average":
+        sums = np.zeros((n_stim, *values.shape[1:]), dtype=np.float64)
+        counts = np.zeros_like(sums)
+        finite = np.isfinite(values)
+        np.add.at(sums, inverse, np.where(finite, values, 0.0))
+        np.add.at(counts, inverse, finite)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            table = (sums / counts).astype(np.float32)
+        dims: tuple[str, ...] = ("stimulus_id", *tail)
+        coords["n_repeats"] = ("stimulus_id", n_repeats)
+    else:
+        size = n_stim * n_rep * int(np.prod(values.shape[1:])) * 4
+        if size > _PADDING_WARN_BYTES and n_stim * n_rep > 2 * len(stimulus_ids):
+            warnings.warn(
+                f"keeping every repeat takes {size / 2**30:.1f} GiB, mostly missing repeats "
+                f"(stimuli are shown 1 to {n_rep} times); load with repeats='average' to "
+                "average them while loading",
+                UserWarning,
+                stacklevel=3,
+            )
+        table = np.full((n_stim, n_rep, *values.shape[1:]), np.nan, dtype=np.float32)
+        table[inverse, repeat] = values
+        onset = np.full((n_stim, n_rep), np.nan)
+        onset[inverse, repeat] = np.asarray(start_time, dtype=np.float64)
+        dims = ("stimulus_id", "repeat", *tail)
+        coords["repeat"] = ("repeat", np.arange(n_rep, dtype=np.int64))
+        coords["start_time"] = (("stimulus_id", "repeat"), onset, {"units": "s"})
+    responses = xr.DataArray(table, dims=dims, coords=coords, attrs=dict(attrs))
     data_vars: dict[str, Any] = {"responses": responses}
     if images is not None:
-        if stimulus_ids.dtype.kind in "iu" or images.names is None:
-            ids: np.ndarray = np.arange(len(images), dtype=np.int64)
+        if uniq.dtype.kind in "iu":
+            rows = uniq
         else:
-            ids = images.names.astype(str)
-        img_coords: dict[str, Any] = {"stimulus": ("stimulus", ids)}
-        if images.names is not None and ids.dtype.kind in "iu":
-            img_coords["image_name"] = ("stimulus", images.names.astype(str))
-        for name, val in (extra_stimulus_coords or {}).items():
-            img_coords[name] = ("stimulus", np.asarray(val))
+            if images.names is None:
+                raise InputError("images are unnamed but the stimuli are identified by name")
+            position = {name: i for i, name in enumerate(images.names.astype(str).tolist())}
+            rows = np.array([position[name] for name in uniq.tolist()], dtype=np.int64)
+        img_coords: dict[str, Any] = {"stimulus_id": ("stimulus_id", uniq)}
+        if images.names is not None and uniq.dtype.kind in "iu":
+            img_coords["image_name"] = ("stimulus_id", images.names.astype(str)[rows])
+        for name, val in (extra_image_coords or {}).items():
+            img_coords[name] = ("stimulus_id", np.asarray(val)[rows])
         data_vars["images"] = xr.DataArray(
-            images.pixels, dims=("stimulus", "y", "x", "channel"), coords=img_coords
+            images.pixels[rows], dims=("stimulus_id", "y", "x", "channel"), coords=img_coords
         )
     return xr.Dataset(data_vars, attrs=dict(attrs))
-
-
-def images_of(dataset: xr.Dataset) -> xr.DataArray:
-    """The images of a Dataset as a DataArray with coord ``stimulus_id`` on ``stimulus``.
-
-    Parameters
-    ----------
-    dataset : xarray.Dataset
-        As returned by :func:`load_dataset`.
-
-    Returns
-    -------
-    xarray.DataArray
-        dims ``("stimulus", "y", "x", "channel")``; coords ``stimulus_id`` (and ``image_name``
-        when known); no index.
-    """
-    if "images" not in dataset:
-        raise InputError("this Dataset has no images (it was loaded with images=False)")
-    img = dataset["images"]
-    ids = img["stimulus"].values
-    img = img.drop_vars("stimulus").assign_coords(stimulus_id=("stimulus", ids))
-    return img
 
 
 def load_dataset(
@@ -182,6 +249,7 @@ def load_dataset(
     keep_blank: bool = False,
     envelope: bool = False,
     envelope_kwargs: Mapping[str, Any] | None = None,
+    repeats: str = "keep",
     **open_kwargs: Any,
 ) -> xr.Dataset:
     """Load responses and stimulus images from an NWB file into one ``xarray.Dataset``.
@@ -230,6 +298,9 @@ def load_dataset(
         (band-pass 500-9000 Hz, rectify, low-pass 200 Hz, 1 kHz; needs ``irfa-nwb[ephys]``).
     envelope_kwargs : mapping, optional
         Passed to :func:`irfa_nwb.data.mua.mua_envelope`.
+    repeats : {"keep", "average"}
+        Keep every presentation (``repeat`` dim) or average the repeats of each stimulus
+        while loading (use this when stimuli are shown very different numbers of times).
     **open_kwargs
         Passed to :func:`irfa_nwb.open_nwb` (``backend``, ``cache_dir``, ``retries``,
         ``api_url``).
@@ -343,6 +414,7 @@ def load_dataset(
             attrs,
             split=pres.split,
             extra_unit_coords=extra,
+            repeats=repeats,
         )
         if bins and not windows:
             edges = win[0] + np.arange(int(bins) + 1) * (win[1] - win[0]) / int(bins)

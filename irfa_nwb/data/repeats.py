@@ -1,13 +1,15 @@
-"""Utilities on response tensors: repeats, reliability, unit selection, z-scoring, splits.
+"""Tools on loaded response data: repeats, reliability, unit selection, z-scoring, splits.
 
-All functions accept the ``responses`` DataArray or the Dataset from
-:func:`irfa_nwb.load_dataset` (they then work on its ``responses`` and keep the images aligned).
+Every function takes the Dataset of :func:`irfa_nwb.load_dataset` (responses and images on one
+``stimulus_id`` index; the images stay aligned) or its ``responses`` DataArray, and returns the
+same kind of object.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import xarray as xr
@@ -16,12 +18,16 @@ from ..errors import InputError
 
 __all__ = [
     "average_repeats",
-    "split_half_reliability",
+    "stack_presentations",
     "select_units",
+    "split_half_reliability",
+    "split_stimuli",
     "to_training_pair",
     "train_test_split",
     "zscore_sessions",
 ]
+
+Data = TypeVar("Data", xr.Dataset, xr.DataArray)
 
 
 def _responses(data: xr.Dataset | xr.DataArray) -> xr.DataArray:
@@ -36,69 +42,95 @@ def _responses(data: xr.Dataset | xr.DataArray) -> xr.DataArray:
     )
 
 
-def _need(da: xr.DataArray, dim: str, coord: str) -> None:
-    if dim not in da.dims:
-        raise InputError(f"responses need a {dim!r} dimension (they have dims {da.dims})")
-    if coord not in da.coords:
-        raise InputError(f"responses need a {coord!r} coordinate along {dim!r}")
+def _need_stimuli(da: xr.DataArray) -> None:
+    if "stimulus_id" not in da.dims:
+        raise InputError(
+            f"responses need a 'stimulus_id' dimension (they have dims {da.dims}); load them "
+            "with irfa_nwb.load_dataset"
+        )
 
 
 def _unit_coords(da: xr.DataArray) -> dict[str, Any]:
     return {k: v for k, v in da.coords.items() if v.dims == ("unit",)}
 
 
-def average_repeats(data: xr.Dataset | xr.DataArray) -> xr.DataArray:
+def _with_responses(data: Data, responses: xr.DataArray) -> Data:
+    if isinstance(data, xr.Dataset):
+        rest = data.drop_vars(["responses", *[c for c in data.coords if "repeat" in
+                                              data[c].dims]])
+        if "repeat" in rest.dims and "repeat" not in responses.dims:
+            rest = rest.drop_dims("repeat")
+        return rest.assign(responses=responses)
+    return responses
+
+
+def average_repeats(data: Data) -> Data:
     """Average the presentations of each stimulus.
 
     Parameters
     ----------
     data : Dataset or DataArray
-        Responses with dims ``("presentation", "unit"[, "time_bin"])`` and a ``stimulus_id``
-        presentation coordinate.
+        Responses with dims ``("stimulus_id", "repeat", "unit"[, "time_bin"])``. Data without
+        a ``repeat`` dim (already averaged) are returned unchanged.
+
+    Returns
+    -------
+    Same type as ``data``
+        Responses float32 with dims ``("stimulus_id", "unit"[, "time_bin"])`` and coord
+        ``n_repeats`` (int64: presentations with any finite value); coordinates along
+        ``repeat`` (``start_time``) are dropped; images and unit coords kept. NaN responses
+        are ignored (a stimulus whose repeats are all NaN gives NaN).
+    """
+    da = _responses(data)
+    if "repeat" not in da.dims:
+        return data
+    _need_stimuli(da)
+    ordered = da.transpose("stimulus_id", "repeat", ...)
+    values = np.asarray(ordered.values, dtype=np.float64)
+    finite = np.isfinite(values)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (np.where(finite, values, 0.0).sum(axis=1) / finite.sum(axis=1)).astype(np.float32)
+    shape = values.shape
+    n_repeats = finite.reshape(shape[0], shape[1], -1).any(axis=2).sum(axis=1).astype(np.int64)
+    coords = {k: v for k, v in da.coords.items() if "repeat" not in v.dims}
+    coords["n_repeats"] = ("stimulus_id", n_repeats)
+    dims = [d for d in ordered.dims if d != "repeat"]
+    out = xr.DataArray(mean, dims=dims, coords=coords, attrs=dict(da.attrs), name=da.name)
+    out = out.transpose(*[d for d in da.dims if d != "repeat"])
+    return _with_responses(data, out)
+
+
+def stack_presentations(data: xr.Dataset | xr.DataArray) -> xr.DataArray:
+    """The responses as one row per presentation, in the order they were shown.
+
+    Parameters
+    ----------
+    data : Dataset or DataArray
+        Responses ``(stimulus_id, repeat, unit[, time_bin])`` with a ``start_time`` coord.
 
     Returns
     -------
     xarray.DataArray
-        float32, dims ``("stimulus", "unit"[, "time_bin"])``, stimuli sorted by
-        ``stimulus_id``; coords ``stimulus_id``, ``n_repeats`` (int64), ``split`` when the
-        input has a consistent one, and all unit coords. NaN responses are ignored (a stimulus
-        whose repeats are all NaN gives NaN).
+        dims ``("presentation", "unit"[, "time_bin"])`` (a Brain-Score-style assembly) with
+        presentation coords ``stimulus_id``, ``repeat``, ``start_time`` and any per-stimulus
+        coords (``split``...); missing repeats dropped; sorted by ``start_time``.
     """
     da = _responses(data)
-    _need(da, "presentation", "stimulus_id")
-    ids = np.asarray(da["stimulus_id"].values)
-    uniq, inverse = np.unique(ids, return_inverse=True)
-    values = np.moveaxis(
-        np.asarray(da.values, dtype=np.float64), da.get_axis_num("presentation"), 0
-    )
-    finite = np.isfinite(values)
-    sums = np.zeros((len(uniq), *values.shape[1:]))
-    counts = np.zeros_like(sums)
-    np.add.at(sums, inverse, np.where(finite, values, 0.0))
-    np.add.at(counts, inverse, finite)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = (sums / counts).astype(np.float32)
-    n_rep = np.bincount(inverse, minlength=len(uniq)).astype(np.int64)
-    other = [d for d in da.dims if d != "presentation"]
-    coords: dict[str, Any] = {
-        "stimulus_id": ("stimulus", uniq),
-        "n_repeats": ("stimulus", n_rep),
-        **_unit_coords(da),
-    }
-    for name, coord in da.coords.items():
-        if coord.dims and all(d in other and d != "unit" for d in coord.dims):
-            coords[name] = coord
-    if "split" in da.coords:
-        split = np.asarray(da["split"].values).astype(str)
-        per = np.empty(len(uniq), dtype=object)
-        consistent = True
-        for k in range(len(uniq)):
-            vals = np.unique(split[inverse == k])
-            consistent &= len(vals) == 1
-            per[k] = vals[0]
-        if consistent:
-            coords["split"] = ("stimulus", per.astype(str))
-    return xr.DataArray(mean, dims=("stimulus", *other), coords=coords, attrs=dict(da.attrs))
+    _need_stimuli(da)
+    if "repeat" not in da.dims:
+        raise InputError("responses are averaged over repeats; there are no presentations left")
+    stacked = da.stack(presentation=("stimulus_id", "repeat")).transpose("presentation", ...)
+    shown = np.isfinite(np.asarray(stacked.values)).reshape(stacked.sizes["presentation"], -1)
+    stacked = stacked.isel(presentation=np.flatnonzero(shown.any(axis=1)))
+    ids = stacked["stimulus_id"].values
+    repeat = stacked["repeat"].values
+    stacked = stacked.drop_vars(["presentation", "stimulus_id", "repeat"])
+    stacked = stacked.assign_coords(stimulus_id=("presentation", ids),
+                                    repeat=("presentation", repeat))
+    if "start_time" in stacked.coords:
+        stacked = stacked.isel(presentation=np.argsort(stacked["start_time"].values,
+                                                       kind="stable"))
+    return stacked
 
 
 def split_half_reliability(
@@ -106,7 +138,7 @@ def split_half_reliability(
     *,
     n_splits: int = 20,
     spearman_brown: bool = True,
-    seed: int = 0,
+    random_state: int | None = 0,
 ) -> xr.DataArray:
     """Split-half reliability of every unit across stimuli.
 
@@ -118,13 +150,13 @@ def split_half_reliability(
     Parameters
     ----------
     data : Dataset or DataArray
-        Responses ``("presentation", "unit")`` with repeats (stimuli with fewer than 2 repeats
-        are ignored). Time bins, if any, are averaged first.
+        Responses with a ``repeat`` dim (stimuli shown fewer than 2 times are ignored). Time
+        bins, if any, are averaged first.
     n_splits : int
         Number of random splits.
     spearman_brown : bool
         Apply the Spearman-Brown correction.
-    seed : int
+    random_state : int or None
         Seed of ``numpy.random.default_rng``.
 
     Returns
@@ -133,29 +165,32 @@ def split_half_reliability(
         float64, dims ``("unit",)`` with the unit coords; NaN where a unit does not vary.
     """
     da = _responses(data)
-    _need(da, "presentation", "stimulus_id")
+    _need_stimuli(da)
+    if "repeat" not in da.dims:
+        raise InputError(
+            "split-half reliability needs the single presentations (a 'repeat' dim); these "
+            "responses are already averaged"
+        )
     if "time_bin" in da.dims:
         da = da.mean("time_bin")
-    ids = np.asarray(da["stimulus_id"].values)
-    values = np.asarray(da.transpose("presentation", "unit").values, dtype=np.float64)
-    uniq, inverse = np.unique(ids, return_inverse=True)
-    groups = [np.flatnonzero(inverse == k) for k in range(len(uniq))]
-    groups = [g for g in groups if len(g) >= 2]
-    if len(groups) < 3:
+    values = np.asarray(da.transpose("stimulus_id", "repeat", "unit").values, dtype=np.float64)
+    shown = np.isfinite(values).any(axis=2)  # (stimulus, repeat)
+    usable = [k for k in range(values.shape[0]) if shown[k].sum() >= 2]
+    if len(usable) < 3:
         raise InputError(
             "split-half reliability needs at least 3 stimuli shown at least twice; these "
-            f"responses have {len(groups)}"
+            f"responses have {len(usable)}"
         )
-    rng = np.random.default_rng(seed)
-    rs = np.zeros((n_splits, values.shape[1]))
+    rng = np.random.default_rng(random_state)
+    rs = np.zeros((n_splits, values.shape[2]))
     for s in range(n_splits):
-        a = np.empty((len(groups), values.shape[1]))
+        a = np.empty((len(usable), values.shape[2]))
         b = np.empty_like(a)
-        for k, g in enumerate(groups):
-            perm = rng.permutation(g)
+        for row, k in enumerate(usable):
+            perm = rng.permutation(np.flatnonzero(shown[k]))
             half = len(perm) // 2
-            a[k] = np.nanmean(values[perm[:half]], axis=0)
-            b[k] = np.nanmean(values[perm[half:]], axis=0)
+            a[row] = np.nanmean(values[k, perm[:half]], axis=0)
+            b[row] = np.nanmean(values[k, perm[half:]], axis=0)
         a -= a.mean(axis=0)
         b -= b.mean(axis=0)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -173,7 +208,7 @@ def split_half_reliability(
 
 
 def select_units(
-    data: xr.Dataset | xr.DataArray,
+    data: Data,
     *,
     min_reliability: float | None = None,
     reliability: xr.DataArray | np.ndarray | None = None,
@@ -181,7 +216,7 @@ def select_units(
     electrode_groups: Sequence[str] | None = None,
     unit_ids: Sequence[int] | None = None,
     **reliability_kwargs: Any,
-) -> xr.Dataset | xr.DataArray:
+) -> Data:
     """Keep the units that pass all the given criteria.
 
     Parameters
@@ -234,167 +269,154 @@ def select_units(
     return data.isel(unit=np.flatnonzero(keep))
 
 
-def zscore_sessions(
-    data: xr.Dataset | xr.DataArray, *, by: str = "session", dim: str | None = None
-) -> xr.Dataset | xr.DataArray:
-    """Z-score every unit within each session (over presentations or stimuli).
+def zscore_sessions(data: Data, *, by: str = "session") -> Data:
+    """Z-score every unit within each session, over all its presentations.
 
     Parameters
     ----------
     data : Dataset or DataArray
-        Responses with a ``presentation`` (or ``stimulus``) dimension.
+        Responses ``(stimulus_id[, repeat], unit[, time_bin])``.
     by : str
-        Coordinate along that dimension naming the session (e.g. recording day); when absent,
-        all of ``data`` is one session.
-    dim : str, optional
-        Dimension to z-score over (default ``presentation`` if present, else ``stimulus``).
+        Coordinate naming the session (e.g. recording day) of every presentation: along
+        ``stimulus_id``, or along ``(stimulus_id, repeat)``. When absent, all of ``data`` is
+        one session.
 
     Returns
     -------
-    Same type as ``data``; responses float32 with mean 0 and standard deviation 1 per unit and
-    session (a constant unit gives 0). NaNs are ignored in the statistics and kept.
+    Same type as ``data``; responses float32 with mean 0 and standard deviation 1 per unit (and
+    time bin) and session; a constant unit gives 0. NaNs are ignored in the statistics and
+    kept.
     """
     da = _responses(data)
-    if dim is None:
-        dim = "presentation" if "presentation" in da.dims else "stimulus"
-    if dim not in da.dims:
-        raise InputError(f"cannot z-score over {dim!r}: responses have dims {da.dims}")
-    axis = da.get_axis_num(dim)
-    values = np.asarray(da.values, dtype=np.float64)
-    out = np.empty_like(values)
-    sessions = np.asarray(da[by].values) if by in da.coords else np.zeros(da.sizes[dim])
-    for s in np.unique(sessions):
-        sel = np.flatnonzero(sessions == s)
-        block = np.take(values, sel, axis=axis)
-        mean = np.nanmean(block, axis=axis, keepdims=True)
-        std = np.nanstd(block, axis=axis, keepdims=True)
+    _need_stimuli(da)
+    sample_dims = [d for d in da.dims if d in ("stimulus_id", "repeat")]
+    other = [d for d in da.dims if d not in sample_dims]
+    ordered = da.transpose(*sample_dims, *other)
+    values = np.asarray(ordered.values, dtype=np.float64)
+    n_samples = int(np.prod([da.sizes[d] for d in sample_dims]))
+    flat = values.reshape(n_samples, -1)
+    if by in da.coords:
+        labels = np.asarray(
+            da[by].broadcast_like(ordered.isel({d: 0 for d in other})).transpose(*sample_dims)
+            .values
+        ).reshape(n_samples)
+    else:
+        labels = np.zeros(n_samples)
+    out = np.empty_like(flat)
+    for session in np.unique(labels):
+        rows = labels == session
+        block = flat[rows]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
+            mean = np.nanmean(block, axis=0)
+            std = np.nanstd(block, axis=0)
         std[~(std > 0)] = 1.0
-        idx = [slice(None)] * values.ndim
-        idx[axis] = sel
-        out[tuple(idx)] = (block - mean) / std
-    result = da.copy(data=out.astype(np.float32))
+        out[rows] = (block - mean) / std
+    result = ordered.copy(data=out.reshape(values.shape).astype(np.float32))
+    result = result.transpose(*da.dims)
     result.attrs["zscored_by"] = by if by in da.coords else "all"
     if isinstance(data, xr.Dataset):
         return data.assign(responses=result)
     return result
 
 
-def _split_dim(da: xr.DataArray) -> str:
-    for d in ("presentation", "stimulus"):
-        if d in da.dims:
-            return d
-    raise InputError(f"responses need a 'presentation' or 'stimulus' dim (they have {da.dims})")
-
-
-def train_test_split(
-    data: xr.Dataset | xr.DataArray,
+def split_stimuli(
+    data: Data,
     *,
     test_size: float | int = 0.1,
-    seed: int = 0,
+    random_state: int | None = 0,
     use_split: bool = True,
-) -> tuple[xr.Dataset | xr.DataArray, xr.Dataset | xr.DataArray]:
-    """Split into train and test sets; all repeats of a stimulus end up on the same side.
+) -> tuple[Data, Data]:
+    """Split the stimuli into a train and a test set (all repeats of a stimulus together).
 
     Parameters
     ----------
     data : Dataset or DataArray
-        Responses along ``presentation`` (or averaged along ``stimulus``) with a
-        ``stimulus_id`` coordinate.
+        With a ``stimulus_id`` dimension (images, when present, are split with the responses).
     test_size : float or int
         Fraction (0 < f < 1) or number of stimuli for the test side. Ignored when the data
         carry a designated split.
-    seed : int
+    random_state : int or None
         Seed of ``numpy.random.default_rng`` for the random split.
     use_split : bool
-        Honour a ``split`` coordinate (``"train"`` / ``"test"``, e.g. TVSD's designated test
-        set) when present.
+        Honour a ``split`` coordinate (``"train"`` / ``"test"`` per stimulus, e.g. TVSD's
+        designated test set) when present.
 
     Returns
     -------
     (train, test)
-        Same type as ``data``. For a Dataset, ``images`` are cut to the stimuli of each side.
+        Same type as ``data``.
     """
     da = _responses(data)
-    dim = _split_dim(da)
-    _need(da, dim, "stimulus_id")
-    ids = np.asarray(da["stimulus_id"].values)
+    _need_stimuli(da)
+    n = da.sizes["stimulus_id"]
     if use_split and "split" in da.coords:
         split = np.asarray(da["split"].values).astype(str)
         bad = sorted(set(split.tolist()) - {"train", "test"})
         if bad:
             raise InputError(f"split coordinate must hold 'train' / 'test', found {bad}")
-        test_ids = np.unique(ids[split == "test"])
-        if np.intersect1d(test_ids, np.unique(ids[split == "train"])).size:
-            raise InputError("some stimuli are in both the designated train and test sets")
         is_test = split == "test"
+        if is_test.all() or not is_test.any():
+            raise InputError(
+                f"the designated split puts every stimulus on one side ({split[0]!r}); pass "
+                "use_split=False to draw a random split"
+            )
     else:
-        uniq = np.unique(ids)
-        n_test = (
-            int(round(test_size * len(uniq))) if isinstance(test_size, float) else int(test_size)
-        )
         if isinstance(test_size, float) and not 0 < test_size < 1:
             raise InputError(f"test_size as a fraction must be in (0, 1), got {test_size}")
-        if not 0 < n_test < len(uniq):
+        n_test = int(round(test_size * n)) if isinstance(test_size, float) else int(test_size)
+        if not 0 < n_test < n:
             raise InputError(
-                f"test_size={test_size} gives {n_test} test stimuli out of {len(uniq)}; "
-                "each side needs at least one"
+                f"test_size={test_size} gives {n_test} test stimuli out of {n}; each side "
+                "needs at least one"
             )
-        rng = np.random.default_rng(seed)
-        test_ids = rng.choice(uniq, size=n_test, replace=False)
-        is_test = np.isin(ids, test_ids)
-    train = data.isel({dim: np.flatnonzero(~is_test)})
-    test = data.isel({dim: np.flatnonzero(is_test)})
-    if isinstance(data, xr.Dataset) and "images" in data:
-        train = _cut_images(train, np.unique(ids[~is_test]))
-        test = _cut_images(test, np.unique(ids[is_test]))
-    return train, test
+        rng = np.random.default_rng(random_state)
+        is_test = np.zeros(n, dtype=bool)
+        is_test[rng.choice(n, size=n_test, replace=False)] = True
+    return (
+        data.isel(stimulus_id=np.flatnonzero(~is_test)),
+        data.isel(stimulus_id=np.flatnonzero(is_test)),
+    )
 
 
-def _cut_images(ds: xr.Dataset, ids: np.ndarray) -> xr.Dataset:
-    return ds.sel(stimulus=ids) if "stimulus" in ds["images"].dims else ds
+def train_test_split(
+    data: Data,
+    *,
+    test_size: float | int = 0.1,
+    seed: int = 0,
+    use_split: bool = True,
+) -> tuple[Data, Data]:
+    """Deprecated alias of :func:`split_stimuli` (``seed`` is now ``random_state``).
+
+    Its name clashed with :func:`sklearn.model_selection.train_test_split`, which splits
+    arrays row by row; this one splits a Dataset by stimulus.
+    """
+    warnings.warn(
+        "irfa_nwb.train_test_split is deprecated and will be removed in irfa-nwb 0.3; use "
+        "irfa_nwb.split_stimuli(data, test_size=..., random_state=...)",
+        FutureWarning,
+        stacklevel=2,
+    )
+    return split_stimuli(data, test_size=test_size, random_state=seed, use_split=use_split)
 
 
 def to_training_pair(
     dataset: xr.Dataset, *, average: bool = True
 ) -> tuple[xr.DataArray, xr.DataArray]:
-    """Responses and images aligned stimulus by stimulus, ready for ``IRFA.fit(X, y)``.
+    """Deprecated: pass ``dataset["responses"]`` and ``dataset["images"]`` to ``fit`` directly.
 
-    Parameters
-    ----------
-    dataset : xarray.Dataset
-        From :func:`irfa_nwb.load_dataset` (responses without time bins, and images).
-    average : bool
-        Average the repeats of each stimulus (default). Otherwise every presentation is one
-        row (its stimulus repeated in ``y``).
-
-    Returns
-    -------
-    X : xarray.DataArray
-        float32, dims ``("stimulus", "unit")``; coords ``stimulus_id`` (and ``n_repeats``,
-        ``split`` when averaged) and all unit coords (``unit_id``, ``electrode_group``,
-        ``area``, ``rf_x``, ``rf_y``...).
-    y : xarray.DataArray
-        Images, dims ``("stimulus", "y", "x", "channel")``, coord ``stimulus_id``, in the
-        same order as ``X``.
+    Returns ``(average_repeats(dataset)["responses"], dataset["images"])`` (or the single
+    presentations when ``average=False``); the two share the ``stimulus_id`` index.
     """
+    warnings.warn(
+        "irfa_nwb.to_training_pair is deprecated and will be removed in irfa-nwb 0.3: responses "
+        "and images share the stimulus_id index, so call "
+        "IRFA().fit(ds['responses'], ds['images']) (after irfa_nwb.average_repeats(ds) to "
+        "average repeats)",
+        FutureWarning,
+        stacklevel=2,
+    )
     if not isinstance(dataset, xr.Dataset) or "images" not in dataset:
         raise InputError("to_training_pair needs a Dataset with 'responses' and 'images'")
-    da = dataset["responses"]
-    if "time_bin" in da.dims:
-        raise InputError(
-            "responses have time bins; reload without bins= or average them "
-            "(ds['responses'].mean('time_bin')) before making a training pair"
-        )
-    if average:
-        X = average_repeats(da)
-    else:
-        X = da.rename(presentation="stimulus")
-    ids = np.asarray(X["stimulus_id"].values)
-    known = np.asarray(dataset["images"]["stimulus"].values)
-    missing = np.setdiff1d(ids, known)
-    if missing.size:
-        raise InputError(f"responses refer to stimuli without images: {missing[:5].tolist()}")
-    y = dataset["images"].sel(stimulus=ids)
-    y = y.drop_vars("stimulus").assign_coords(stimulus_id=("stimulus", ids))
-    X = X.transpose("stimulus", "unit")
-    return X, y
+    source = average_repeats(dataset) if average else dataset
+    return source["responses"], source["images"]

@@ -43,6 +43,7 @@ from .._atomic import write_nwb_atomic
 from ..errors import InputError, NWBLayoutError
 from .images import ImageSet, read_images
 from .loader import build_dataset
+from .repeats import stack_presentations
 
 __all__ = ["TVSD_ARRAY_AREAS_N", "convert_tvsd", "load_tvsd", "read_things_paths"]
 
@@ -160,7 +161,7 @@ def load_tvsd(
     channels_per_array: int = 64,
     channel_order: Sequence[int] | None = None,
     include_unmapped: bool = False,
-    test_repeats: bool = True,
+    test_repeats: bool = False,
 ) -> xr.Dataset:
     """Read TVSD's normalised MUA (and images) into the Dataset of the data model.
 
@@ -189,15 +190,17 @@ def load_tvsd(
         stored in recording-system order.
     include_unmapped : bool
         Keep electrodes of arrays mapped to ``None`` (area ``""``).
-    test_repeats : bool
-        Use every repeat of the test images (``test_MUA_reps``); else their averages.
+    test_repeats : bool, default False
+        Keep every repeat of the test images (``test_MUA_reps``; the Dataset then has a
+        ``repeat`` dim of 30, NaN for the training images' missing repeats, several GiB);
+        default: their averages (``test_MUA``), as the paper uses them.
 
     Returns
     -------
     xarray.Dataset
-        ``responses`` (presentation x unit) with presentation coords ``stimulus_id`` (int64:
-        training images 0..n_train-1, then test images), ``start_time`` (NaN: not in normMUA),
-        ``split`` ("train"/"test"); unit coords ``unit_id`` (electrode index 0..1023),
+        ``responses`` (stimulus_id x repeat x unit), ``stimulus_id`` int64: training images
+        0..n_train-1, then test images; ``start_time`` NaN (not in normMUA); ``split``
+        ("train"/"test") per stimulus; unit coords ``unit_id`` (electrode index 0..1023),
         ``electrode_group`` ("array01".."array16"), ``area`` and, when present,
         ``reliability`` (mean of ``reliab``), ``snr`` (``SNR_max``), ``oracle``, ``latency``
         (mean of ``lats``, ms); ``images`` with a ``things_path`` coord when known.
@@ -322,7 +325,7 @@ def load_tvsd(
         attrs,
         split=split,
         extra_unit_coords=extra_units,
-        extra_stimulus_coords=stim_coords,
+        extra_image_coords=stim_coords,
     )
     return ds
 
@@ -508,7 +511,8 @@ def convert_tvsd(
         order_of_images=ImageReferences(name="order_of_images", data=image_objs),
     )
     nwb.add_stimulus_template(images_container)
-    n_pres = units.sizes["presentation"]
+    pres = stack_presentations(ds)
+    n_pres = pres.sizes["presentation"]
     times = np.arange(n_pres, dtype=np.float64) * _PSEUDO_PERIOD
     pseudo = (
         "Pseudo-time: presentations are placed 1 s apart in presentation order; "
@@ -516,7 +520,7 @@ def convert_tvsd(
     )
     index_series = IndexSeries(
         name="presentations",
-        data=ds["stimulus_id"].values.astype(np.uint32),
+        data=pres["stimulus_id"].values.astype(np.uint32),
         indexed_images=images_container,
         unit="N/A",
         starting_time=0.0,
@@ -530,7 +534,7 @@ def convert_tvsd(
     )
     table.add_column(name="image_index", description="index into stimulus_template/things_images")
     table.add_column(name="split", description="'train' (shown once) or 'test' (repeated)")
-    for t, i, s in zip(times, ds["stimulus_id"].values, ds["split"].values, strict=True):
+    for t, i, s in zip(times, pres["stimulus_id"].values, pres["split"].values, strict=True):
         table.add_interval(
             start_time=float(t), stop_time=float(t) + 0.2, image_index=int(i), split=str(s)
         )
@@ -542,7 +546,7 @@ def convert_tvsd(
     module.add(
         ElectricalSeries(
             name="normMUA",
-            data=H5DataIO(np.asarray(units.values, dtype=np.float32), compression="gzip"),
+            data=H5DataIO(np.asarray(pres.values, dtype=np.float32), compression="gzip"),
             electrodes=region,
             starting_time=0.0,
             rate=1.0 / _PSEUDO_PERIOD,

@@ -1,4 +1,13 @@
-"""Validation and conversion of the estimator's inputs (NumPy or xarray, never NWB)."""
+"""Validation and pairing of the estimators' inputs (NumPy or xarray, never NWB).
+
+Responses ``X`` are NumPy ``(n_samples, n_units)`` or an ``xarray.DataArray`` with a ``unit``
+dim and one or more sample dims: ``("stimulus_id", "unit")`` (repeats averaged),
+``("stimulus_id", "repeat", "unit")`` (every presentation; NaN rows are presentations that did
+not happen and are skipped), or any other sample dim. Images ``y`` are NumPy ``(n, H, W[, 3])``
+row-aligned with ``X``, or a DataArray with a ``stimulus_id`` index: then each sample of ``X``
+gets the image of its ``stimulus_id``, so ``fit(ds["responses"], ds["images"])`` works on a
+loaded Dataset, averaged or not.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +17,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..imaging import to_float_images
 
 UNIT_DIM = "unit"
+STIMULUS_KEY = "stimulus_id"
 
 
 def _is_dataarray(obj: Any) -> bool:
@@ -22,20 +33,56 @@ def _is_dataarray(obj: Any) -> bool:
 
 @dataclass
 class Responses:
-    """Responses as a float32 matrix plus what is needed to label outputs."""
+    """Responses as a float32 matrix, plus what is needed to pair them and label outputs.
 
-    values: np.ndarray  # (n_samples, n_units) float32
-    sample_dim: str | None = None  # name of the sample dim when the input was an xarray
+    ``values`` holds the rows that are present (``present`` marks them among all
+    ``n_rows`` samples; missing repeats are absent). Outputs are made for the present rows and
+    put back into the sample shape with NaN elsewhere.
+    """
+
+    values: np.ndarray  # (n_present, n_units) float32
+    present: np.ndarray  # (n_rows,) bool
+    sample_dims: tuple[str, ...] = ()  # () for NumPy input
+    sample_shape: tuple[int, ...] = ()
     sample_coords: dict[str, Any] = field(default_factory=dict)
+    stimulus_ids: np.ndarray | None = None  # (n_rows,), when known
     unit_ids: np.ndarray | None = None
     groups: np.ndarray | None = None  # electrode_group coord, when present
+    areas: np.ndarray | None = None  # area coord, when present
+
+    @property
+    def labelled(self) -> bool:
+        return bool(self.sample_dims)
+
+    @property
+    def present_stimulus_ids(self) -> np.ndarray | None:
+        return None if self.stimulus_ids is None else self.stimulus_ids[self.present]
+
+
+def _stimulus_ids_of(da: Any, sample_dims: tuple[str, ...]) -> np.ndarray | None:
+    """One stimulus id per (flattened) sample, from a ``stimulus_id`` dim or coordinate."""
+    if STIMULUS_KEY not in da.coords:
+        return None
+    coord = da.coords[STIMULUS_KEY]
+    if not set(coord.dims) <= set(sample_dims):
+        return None
+    full = coord.broadcast_like(da.isel({UNIT_DIM: 0}, drop=True)).transpose(*sample_dims)
+    return np.asarray(full.values).reshape(-1)
+
+
+def _check_values(values: np.ndarray, name: str) -> np.ndarray:
+    if not np.issubdtype(values.dtype, np.number) or np.issubdtype(
+        values.dtype, np.complexfloating
+    ):
+        raise InputError(f"{name} must hold real numbers; got dtype {values.dtype}")
+    return values.astype(np.float32, copy=False)
 
 
 def as_responses(X: Any, *, name: str = "X") -> Responses:
-    """Check and convert responses ``(n_samples, n_units)``.
+    """Check and convert responses (see the module docstring).
 
-    Accepts a NumPy array (or anything ``np.asarray`` takes) or an ``xarray.DataArray`` with a
-    ``unit`` dim and one sample dim (``presentation``, ``stimulus``...).
+    Rows whose values are all NaN are treated as absent (missing repeats); a row with only
+    some NaN values is an error.
     """
     if _is_dataarray(X):
         if UNIT_DIM not in X.dims:
@@ -43,15 +90,18 @@ def as_responses(X: Any, *, name: str = "X") -> Responses:
                 f"{name} is a DataArray with dims {X.dims}; it needs a {UNIT_DIM!r} dim "
                 f"(responses are (sample, unit)). Rename yours with X.rename({{...: 'unit'}})."
             )
-        if X.ndim != 2:
+        if "time_bin" in X.dims:
             raise InputError(
-                f"{name} has dims {X.dims}; IRFA takes (sample, unit) responses. Average or "
-                "select time bins first (e.g. X.mean('time_bin'))."
+                f"{name} has time bins (dims {X.dims}); average or select them first, e.g. "
+                "X.mean('time_bin'), or load without bins="
             )
-        sample_dim = next(d for d in X.dims if d != UNIT_DIM)
-        X = X.transpose(sample_dim, UNIT_DIM)
+        sample_dims = tuple(d for d in X.dims if d != UNIT_DIM)
+        if not sample_dims:
+            raise InputError(f"{name} has only a 'unit' dim; it needs a sample dim too")
+        X = X.transpose(*sample_dims, UNIT_DIM)
         coords = {
-            k: v for k, v in X.coords.items() if set(v.dims) <= {sample_dim} and k != UNIT_DIM
+            k: v for k, v in X.coords.items()
+            if UNIT_DIM not in v.dims and set(v.dims) <= set(sample_dims)
         }
         unit_ids = None
         for key in ("unit_id", UNIT_DIM):
@@ -59,97 +109,154 @@ def as_responses(X: Any, *, name: str = "X") -> Responses:
                 unit_ids = np.asarray(X.coords[key].values)
                 break
         groups = (
-            np.asarray(X.coords["electrode_group"].values).astype(str)
-            if "electrode_group" in X.coords
-            else None
+            np.asarray(X.coords["electrode_group"].values)
+            if "electrode_group" in X.coords else None
         )
-        values = np.asarray(X.values)
-        out = Responses(values, sample_dim, coords, unit_ids, groups)
+        areas = np.asarray(X.coords["area"].values).astype(str) if "area" in X.coords else None
+        shape = tuple(X.sizes[d] for d in sample_dims)
+        values = _check_values(np.asarray(X.values), name).reshape(-1, X.sizes[UNIT_DIM])
+        out = Responses(
+            values, np.ones(len(values), dtype=bool), sample_dims, shape, coords,
+            _stimulus_ids_of(X, sample_dims), unit_ids, groups, areas,
+        )
     else:
         try:
             values = np.asarray(X)
         except Exception as err:
             raise InputError(f"{name} could not be read as an array: {err}") from err
-        out = Responses(values)
-    if out.values.ndim != 2:
-        raise InputError(
-            f"{name} must be 2-D (n_samples, n_units); got shape {out.values.shape}"
-        )
-    if not np.issubdtype(out.values.dtype, np.number) or np.issubdtype(
-        out.values.dtype, np.complexfloating
-    ):
-        raise InputError(f"{name} must hold real numbers; got dtype {out.values.dtype}")
+        if values.ndim != 2:
+            raise InputError(
+                f"{name} must be 2-D (n_samples, n_units); got shape {values.shape}"
+            )
+        values = _check_values(values, name)
+        out = Responses(values, np.ones(len(values), dtype=bool))
     if out.values.shape[0] == 0 or out.values.shape[1] == 0:
         raise InputError(f"{name} is empty (shape {out.values.shape})")
-    values = out.values.astype(np.float32, copy=False)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        rows, cols = np.nonzero(bad)
-        raise InputError(
-            f"{name} contains {bad.sum()} NaN/inf values (first at sample {rows[0]}, unit "
-            f"{cols[0]}); drop or impute them, e.g. with irfa_nwb.select_units or np.nan_to_num"
-        )
-    out.values = values
+    finite = np.isfinite(out.values)
+    if not finite.all():
+        missing_rows = ~finite.any(axis=1)
+        partial = ~finite.all(axis=1) & ~missing_rows
+        if partial.any() or not out.labelled:
+            bad = np.flatnonzero(partial if partial.any() else missing_rows)
+            cols = np.flatnonzero(~finite[bad[0]])
+            raise InputError(
+                f"{name} contains NaN/inf values (sample {bad[0]}, unit {cols[0]}; "
+                f"{int((~finite).sum())} in all); drop or impute them, e.g. with "
+                "irfa_nwb.select_units or np.nan_to_num"
+            )
+        out.present = ~missing_rows
+        out.values = out.values[out.present]
+        if not len(out.values):
+            raise InputError(f"{name} holds no responses (every value is NaN)")
     return out
 
 
-def as_images(y: Any, *, name: str = "y") -> tuple[np.ndarray, bool]:
-    """Check and convert images to float32 ``(n, H, W, 3)`` in [0, 1].
+def _image_values(y: Any, name: str) -> np.ndarray:
+    values = np.asarray(y.values) if _is_dataarray(y) else y
+    if isinstance(values, list | tuple):
+        shapes = {np.shape(v) for v in values}
+        if len(shapes) > 1:
+            raise InputError(
+                f"{name} holds images of different shapes {sorted(shapes)[:4]}; resize them to "
+                "one size first (e.g. irfa_nwb.imaging.resize_images, or load_dataset(..., "
+                "image_size=(64, 64)))"
+            )
+    try:
+        return np.asarray(values)
+    except ValueError as err:
+        raise InputError(f"{name} could not be read as an image array: {err}") from err
 
-    Accepts ``(n, H, W, 3)``, ``(n, H, W, 1)`` or ``(n, H, W)`` (grey), uint8 (0–255) or
-    float in [0, 1], NumPy or xarray (dims ``(sample, y, x[, channel])``).
-    Returns the array and whether the input was an xarray.
+
+def as_images(y: Any, *, name: str = "y") -> tuple[np.ndarray, np.ndarray | None]:
+    """Images as float32 ``(n, H, W, 3)`` in [0, 1] and their stimulus ids (DataArray input).
+
+    Accepts ``(n, H, W, 3)``, ``(n, H, W, 1)`` or ``(n, H, W)`` (grey), uint8 (0–255) or float
+    in [0, 1], NumPy or xarray (dims ``(stimulus_id | <sample dim>, y, x[, channel])``).
     """
-    was_xr = _is_dataarray(y)
-    if was_xr:
+    ids = None
+    if _is_dataarray(y):
         dims = list(y.dims)
         if "channel" in dims and dims[-1] != "channel":
             y = y.transpose(*[d for d in dims if d != "channel"], "channel")
-        values = np.asarray(y.values)
-    else:
-        values = np.asarray(y)
-    if values.ndim == 3:
-        values = values[..., None]
-    if values.ndim != 4 or values.shape[-1] not in (1, 3):
-        raise InputError(
-            f"{name} must be images of shape (n, H, W, 3) or (n, H, W) (grey); got "
-            f"{values.shape}. Channel-first arrays need np.moveaxis(y, 1, -1)."
-        )
-    if values.shape[0] == 0:
-        raise InputError(f"{name} holds no images")
-    if values.dtype == np.uint8:
-        values = values.astype(np.float32) / 255.0
-    elif np.issubdtype(values.dtype, np.floating):
-        values = values.astype(np.float32, copy=False)
-        if not np.isfinite(values).all():
-            raise InputError(f"{name} contains NaN/inf pixel values")
-        lo, hi = float(values.min()), float(values.max())
-        if lo < -1e-6 or hi > 1 + 1e-6:
+        first = y.dims[0]
+        if STIMULUS_KEY in y.coords and y.coords[STIMULUS_KEY].dims == (first,):
+            ids = np.asarray(y.coords[STIMULUS_KEY].values)
+    return to_float_images(_image_values(y, name), name=name), ids
+
+
+def paired_images(resp: Responses, y: Any, *, name: str = "y") -> np.ndarray:
+    """The image of every present row of ``resp``: by ``stimulus_id`` when both sides have it,
+    else row by row.
+    """
+    images, ids = as_images(y, name=name)
+    if ids is not None and resp.stimulus_ids is not None:
+        position = {v: i for i, v in enumerate(ids.tolist())}
+        wanted = resp.present_stimulus_ids.tolist()
+        missing = sorted({v for v in wanted if v not in position}, key=str)
+        if missing:
             raise InputError(
-                f"{name} float pixel values must lie in [0, 1]; found [{lo:.3g}, {hi:.3g}]. "
-                "Pass uint8 images (0-255) or divide by 255."
+                f"{len(missing)} stimuli of X have no image in {name} (stimulus_id "
+                f"{missing[:5]}{'...' if len(missing) > 5 else ''}); pass the images of the "
+                "same data set"
             )
-        values = np.clip(values, 0.0, 1.0)
-    else:
-        raise InputError(
-            f"{name} must be uint8 (0-255) or float in [0, 1]; got dtype {values.dtype}"
+        return images[[position[v] for v in wanted]]
+    n_rows = len(resp.present)
+    if images.shape[0] != n_rows:
+        hint = (
+            f"; pass {name} as a DataArray with a 'stimulus_id' dim to pair images with "
+            "samples by stimulus" if resp.stimulus_ids is not None else ""
         )
-    if values.shape[-1] == 1:
-        values = np.repeat(values, 3, axis=-1)
-    return values, was_xr
+        raise InputError(
+            f"X has {n_rows} samples but {name} has {images.shape[0]} images; they must match "
+            f"(one image per row of responses){hint}"
+        )
+    return images[resp.present]
 
 
-def head_layout(
-    groups: Any, n_units: int, *, name: str = "groups"
-) -> tuple[list[str], list[np.ndarray]]:
-    """Heads (unique group labels, in order of first appearance) and their unit indices."""
-    labels = np.asarray(groups)
-    if labels.ndim != 1 or labels.shape[0] != n_units:
+def head_labels(labels: Any, n_units: int, *, name: str) -> np.ndarray:
+    """One clean str label per unit; NaN / None / empty labels refused."""
+    arr = np.asarray(labels, dtype=object)
+    if arr.ndim != 1 or arr.shape[0] != n_units:
         raise InputError(
-            f"{name} must give one label per unit ({n_units} units); got shape {labels.shape}"
+            f"{name} must give one label per unit ({n_units} units); got shape {arr.shape}"
         )
-    labels = labels.astype(str)
-    _, first = np.unique(labels, return_index=True)
+    out = []
+    for i, value in enumerate(arr.tolist()):
+        if value is None or (isinstance(value, float) and not np.isfinite(value)):
+            raise InputError(
+                f"{name} has a missing label ({value!r}) for unit {i}; every unit needs the "
+                "name of its electrode group (attention head)"
+            )
+        if isinstance(value, float | np.floating) and float(value).is_integer():
+            value = int(value)
+        text = value.decode() if isinstance(value, bytes) else str(value)
+        if not text.strip():
+            raise InputError(f"{name} has an empty label for unit {i}")
+        out.append(text)
+    return np.asarray(out, dtype=object)
+
+
+def head_layout(labels: np.ndarray) -> tuple[list[str], list[np.ndarray]]:
+    """Heads (unique labels, in order of first appearance) and their unit indices."""
+    _, first = np.unique(labels.astype(str), return_index=True)
     heads = [str(labels[i]) for i in sorted(first)]
-    index = [np.flatnonzero(labels == h) for h in heads]
+    index = [np.flatnonzero(labels.astype(str) == h) for h in heads]
     return heads, index
+
+
+def label_output(
+    rows: np.ndarray, resp: Responses, dims: tuple[str, ...], coords: dict | None = None
+) -> Any:
+    """Put per-row outputs back into the samples' shape and labels (NumPy in, NumPy out)."""
+    if not resp.labelled:
+        return rows
+    import xarray as xr
+
+    full = rows
+    if not resp.present.all():
+        full = np.full((len(resp.present), *rows.shape[1:]), np.nan, dtype=rows.dtype)
+        full[resp.present] = rows
+    full = full.reshape(*resp.sample_shape, *rows.shape[1:])
+    all_coords = dict(resp.sample_coords)
+    all_coords.update(coords or {})
+    return xr.DataArray(full, dims=(*resp.sample_dims, *dims), coords=all_coords)

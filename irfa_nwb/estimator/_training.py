@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import math
 import time
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -14,11 +16,14 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from ..errors import InputError
-from ..model.generator import HistoryBuffer, PatchDiscriminator
+from ..model.generator import HistoryBuffer
 from ..model.losses import PerceptualLoss, adversarial_loss
-from ..model.network import IRFANetwork, split_heads
+from ..model.network import split_heads
 from .persistence import save_model
 from .recipes import reference_momentum
+from .state import build_networks
+
+logger = logging.getLogger("irfa_nwb.estimator")
 
 if TYPE_CHECKING:
     from .irfa import IRFA
@@ -232,35 +237,6 @@ def _parameter_groups(network, lr: float, attention_lr: float | None) -> list[di
     return [{"params": rest, "lr": lr}, {"params": attention, "lr": attention_lr}]
 
 
-def build_networks(
-    est: IRFA, head_sizes: list[int]
-) -> tuple[IRFANetwork, PatchDiscriminator | None]:
-    """Generator network and (when adversarial training is on) discriminator of ``est``.
-
-    Uses the resolved recipe ``est.recipe_`` (see :mod:`irfa_nwb.estimator.recipes`).
-    """
-    recipe = est.recipe_
-    network = IRFANetwork(
-        head_sizes,
-        est.channels,
-        int(est.image_size),
-        est.kernel_size,
-        attention=est.attention,
-        width=est.width,
-        bottleneck_norm=recipe["bottleneck_norm"],
-        init=recipe["init"],
-    )
-    discriminator = None
-    if est.adversarial_weight > 0:
-        discriminator = PatchDiscriminator(
-            est.channels + 3,
-            est.width,
-            output=recipe["discriminator_output"],
-            init=recipe["init"] == "all",
-        )
-    return network, discriminator
-
-
 def build_perceptual(est: IRFA) -> PerceptualLoss | None:
     """The perceptual loss module, or None when its weight is 0."""
     if est.perceptual_weight <= 0:
@@ -272,28 +248,53 @@ def build_perceptual(est: IRFA) -> PerceptualLoss | None:
     )
 
 
-def train(est: IRFA, X: np.ndarray, images: np.ndarray) -> None:
-    """Fit ``est`` in place on float32 responses ``X`` and images ``(n, H, W, 3)`` in [0, 1]."""
-    from .irfa import resize_images
+def _split_validation(
+    est: IRFA, n: int, stimulus_ids: np.ndarray | None, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, validation rows); whole stimuli are held out when they are known."""
+    if not est.early_stopping:
+        return np.arange(n), np.arange(0)
+    if stimulus_ids is not None:
+        uniq, inverse = np.unique(stimulus_ids, return_inverse=True)
+        n_val = int(round(est.validation_fraction * len(uniq)))
+        held = np.zeros(len(uniq), dtype=bool)
+        held[rng.permutation(len(uniq))[:n_val]] = True
+        is_val = held[inverse]
+    else:
+        n_val = int(round(est.validation_fraction * n))
+        is_val = np.zeros(n, dtype=bool)
+        is_val[rng.permutation(n)[:n_val]] = True
+    val_idx, train_idx = np.flatnonzero(is_val), np.flatnonzero(~is_val)
+    if len(val_idx) < 1 or len(train_idx) < 2:
+        raise InputError(
+            f"validation_fraction={est.validation_fraction} leaves no usable split of {n} "
+            "samples for early stopping; use more data or a larger fraction"
+        )
+    return train_idx, val_idx
 
+
+def train(
+    est: IRFA, X: np.ndarray, targets: np.ndarray, stimulus_ids: np.ndarray | None = None
+) -> None:
+    """Fit ``est`` in place.
+
+    Parameters
+    ----------
+    est : IRFA
+        With ``heads_``, ``head_units_``, ``image_size_``, ``recipe_``, ``device_`` set.
+    X : float32 ``(n, n_units)``
+    targets : float32 ``(n, image_size, image_size, 3)`` in [0, 1]
+    stimulus_ids : ``(n,)``, optional
+        Stimulus of every row; validation holds out whole stimuli.
+    """
     device = torch.device(est.device_)
     rng = np.random.default_rng(est.random_state)
     seed = int(rng.integers(2**31 - 1))
     n = X.shape[0]
+    train_idx, val_idx = _split_validation(est, n, stimulus_ids, rng)
 
-    # hold out a validation set
-    order = rng.permutation(n)
-    n_val = int(round(est.validation_fraction * n))
-    if est.validation_fraction > 0 and (n_val < 1 or n - n_val < 2):
-        raise InputError(
-            f"validation_fraction={est.validation_fraction} leaves no usable split of {n} samples"
-        )
-    val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
-    if len(train_idx) < 2:
-        raise InputError(f"need at least 2 training samples, got {len(train_idx)}")
-
-    targets = resize_images(images, est.image_size_).transpose(0, 3, 1, 2)
-    targets = torch.from_numpy(np.ascontiguousarray(targets))
+    # (n, 3, s, s) view for torch: one float32 copy of the targets, made once
+    targets = torch.from_numpy(np.ascontiguousarray(targets.transpose(0, 3, 1, 2)))
     responses = torch.from_numpy(np.ascontiguousarray(X))
     index = [torch.as_tensor(i, device=device) for i in est.head_units_]
 
@@ -338,20 +339,23 @@ def train(est: IRFA, X: np.ndarray, images: np.ndarray) -> None:
         pin_memory=device.type == "cuda",
     )
 
+    n_epochs = est._n_epochs()
     est.network_ = network
     est.discriminator_ = discriminator
     est.history_ = []
-    est.n_epochs_ = 0
+    est.n_iter_ = 0
+    est.interrupted_ = False
     best = (math.inf, None)
     since_best = 0
+    finished = _snapshot(network, discriminator)
 
     progress = None
     if est.verbose:
         from tqdm.auto import tqdm
 
-        progress = tqdm(total=est.epochs * len(loader), desc="IRFA fit", unit="batch")
+        progress = tqdm(total=n_epochs * len(loader), desc="IRFA fit", unit="batch")
     try:
-        for epoch in range(1, est.epochs + 1):
+        for epoch in range(1, n_epochs + 1):
             start = time.perf_counter()
             network.train()
             if discriminator is not None:
@@ -382,34 +386,60 @@ def train(est: IRFA, X: np.ndarray, images: np.ndarray) -> None:
             )
             record["time"] = time.perf_counter() - start
             est.history_.append(record)
-            est.n_epochs_ = epoch
+            est.n_iter_ = epoch
+            finished = _snapshot(network, discriminator)
+            logger.info(
+                "epoch %d/%d: loss %.4f, val %.4f, %.1f s",
+                epoch, n_epochs, record["loss_generator"], record["val_loss"], record["time"],
+            )
             if progress is not None:
-                loss = record["loss_generator"]
-                shown = {"epoch": f"{epoch}/{est.epochs}", "loss": f"{loss:.4f}"}
+                shown = {"epoch": f"{epoch}/{n_epochs}", "loss": f"{record['loss_generator']:.4f}"}
                 if len(val_idx):
                     shown["val"] = f"{record['val_loss']:.4f}"
                 progress.set_postfix(shown)
             stop = False
-            if est.early_stopping is not None:
-                if record["val_loss"] < best[0]:
+            if est.early_stopping:
+                if record["val_loss"] < best[0] - est.tol:
                     best = (record["val_loss"], copy.deepcopy(network.state_dict()))
                     since_best = 0
                 else:
                     since_best += 1
-                    stop = since_best >= est.early_stopping
+                    stop = since_best >= est.n_iter_no_change
             if est.checkpoint_path is not None:
-                save_model(est, est.checkpoint_path, warn_callbacks=False)
+                save_model(est, est.checkpoint_path, overwrite=True, warn_callbacks=False)
             for callback in est.callbacks or ():
                 if callback(est, record):
                     stop = True
             if stop:
                 break
+    except KeyboardInterrupt:
+        # stop at a safe point: the weights of the last finished epoch, marked as interrupted
+        _restore(network, discriminator, finished)
+        est.interrupted_ = True
+        warnings.warn(
+            f"IRFA fit interrupted during epoch {est.n_iter_ + 1}; the model holds the weights "
+            f"after epoch {est.n_iter_} of {n_epochs} (interrupted_ is True)",
+            UserWarning,
+            stacklevel=3,
+        )
     finally:
         if progress is not None:
             progress.close()
-    if best[1] is not None:
+    if best[1] is not None and not est.interrupted_:
         network.load_state_dict(best[1])
     network.eval()
+
+
+def _snapshot(network, discriminator) -> tuple[dict, dict | None]:
+    """Copies of the weights (to return to when a fit is interrupted mid-epoch)."""
+    copy_of = lambda m: {k: v.detach().clone() for k, v in m.state_dict().items()}  # noqa: E731
+    return copy_of(network), None if discriminator is None else copy_of(discriminator)
+
+
+def _restore(network, discriminator, snapshot) -> None:
+    network.load_state_dict(snapshot[0])
+    if discriminator is not None and snapshot[1] is not None:
+        discriminator.load_state_dict(snapshot[1])
 
 
 def _validation_loss(est, network, perceptual, X, Y, index, device) -> float:

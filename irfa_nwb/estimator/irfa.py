@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from ..errors import InputError
-from ._inputs import Responses, as_images, as_responses, head_layout
+from ..imaging import resize_images
+from ._base import ReconstructionEstimator
+from ._inputs import head_labels, head_layout, label_output
+
+logger = logging.getLogger("irfa_nwb.estimator")
 
 _NOT_FITTED = (
     "This IRFA instance is not fitted yet. Call 'fit' with responses and images first, or load "
     "a saved model with irfa_nwb.load_model(path)."
 )
+
+#: name of the dim of the attention layer's feature channels in feature IRFs (one name across
+#: the estimator, the analyses and the results files)
+IRF_CHANNEL_DIM = "irf_channel"
 
 
 def _torch():
@@ -27,27 +36,32 @@ def _torch():
     return torch
 
 
-class IRFA(BaseEstimator):
+class IRFA(ReconstructionEstimator):
     """Inverse receptive field attention: reconstruct seen images from neural responses.
 
     A multi-head attention layer (one head per electrode group) places the responses into an
     image-shaped feature map; a U-Net turns it into an RGB image; a conditional PatchGAN and a
-    VGG19 perceptual loss shape training (Le et al., 2025, arXiv:2501.03051). The attention
-    layer is computed in an exact factorised form (see
+    VGG19 perceptual loss shape training (Le et al., 2025, arXiv:2501.03051). With default
+    parameters it trains exactly as the authors' reference code (``recipe="published"``). The
+    attention layer is computed in an exact factorised form (see
     :class:`irfa_nwb.model.attention.InverseReceptiveFieldAttention`).
 
     Parameters
     ----------
     image_size : int, default 64
-        Side of the reconstructed (square) images; targets are resized to it.
+        Side of the reconstructed (square) images; targets are resized to it (antialiased
+        bilinear, as torchvision's ``Resize`` in the reference code).
     channels : int, default 32
-        Feature channels of the attention layer (even).
+        Feature channels of the attention layer (even). Each head's responses are squeezed
+        into ``channels / 2`` numbers: with few electrode groups, a larger value (e.g. 128)
+        can reconstruct better.
     kernel_size : int, default 4
         Side of the attention score convolution.
     width : int, default 64
         Width of the first level of the U-Net generator and the discriminator; deeper levels
         scale with it (published: 64). Smaller values train much faster on a CPU.
-    epochs : int, default 100
+    max_iter : int, default 100
+        Training epochs (passes over the training data).
     batch_size : int, default 8
     lr : float, default 7.8e-4
         Generator learning rate (Adam, betas (0.5, 0.999)).
@@ -76,7 +90,7 @@ class IRFA(BaseEstimator):
         ``"pix2pix"`` follows common conditional-GAN practice (raw-logit discriminator updated
         every batch, condition detached in the generator's adversarial term, pix2pix U-Net
         bottleneck, the same initialisation for all networks, mixed precision on CUDA). The
-        following parameters default to None, meaning "as the recipe says"; set one to
+        following seven parameters default to None, meaning "as the recipe says"; set one to
         override that choice alone (see the user guide, "Training recipes").
     discriminator_every : int or None
         Update the discriminator on the batches whose index within the epoch is a multiple of
@@ -98,21 +112,31 @@ class IRFA(BaseEstimator):
         Published ("reference"): batch-norm running statistics as the reference loop leaves
         them (it re-runs the networks in training mode, so each batch updates them two or
         three times); "standard": one update per forward pass.
+    mixed_precision : {"auto", True, False} or None
+        Autocast (bfloat16 where supported, else float16 with loss scaling) on CUDA; "auto"
+        and True turn it on for CUDA only; never used on CPU (published: False, float32;
+        pix2pix: "auto").
     history_size : int, default 50
         Capacity of the buffer of past fakes replayed to the discriminator (0: off).
-    validation_fraction : float, default 0.0
-        Fraction of samples held out to report ``val_loss`` each epoch.
-    early_stopping : int or None, default None
-        Stop when ``val_loss`` has not improved for this many epochs and restore the best
-        weights (needs ``validation_fraction > 0``).
+    early_stopping : bool, default False
+        Hold out ``validation_fraction`` of the training samples, stop when their loss (pixel +
+        perceptual terms) has not improved by ``tol`` for ``n_iter_no_change`` epochs, and
+        restore the best weights (scikit-learn's ``MLPRegressor`` names).
+    validation_fraction : float, default 0.1
+        Fraction of the samples held out when ``early_stopping`` is on (whole stimuli: all
+        repeats of a held-out stimulus are held out together when the stimuli are known).
+    n_iter_no_change : int, default 10
+        Epochs without improvement before stopping.
+    tol : float, default 0.0
+        Minimum decrease of the validation loss that counts as an improvement.
+    unit_groups : array-like of str, optional
+        The electrode group (attention head) of every unit, one label per column of ``X``.
+        Default: the ``electrode_group`` coordinate of a DataArray ``X``; without either, all
+        units form one head (with a warning).
     attention : {"factorized", "dense"}, default "factorized"
         Implementation of the attention layer (same results; dense is much slower).
     device : str, default "auto"
         "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1"...
-    mixed_precision : {"auto", True, False} or None
-        Autocast (bfloat16 where supported, else float16 with loss scaling) on CUDA; "auto"
-        and True turn it on for CUDA only; never used on CPU. None: as the recipe says
-        (published: False, float32; pix2pix: "auto").
     num_workers : int, default 0
         Worker processes of the data loader.
     checkpoint_path : str or path, optional
@@ -120,12 +144,17 @@ class IRFA(BaseEstimator):
     callbacks : list of callables, optional
         Each is called as ``cb(estimator, record)`` after every epoch with the epoch's history
         record; returning True stops training.
-    allow_download : bool, default False
-        Let torchvision download missing pretrained weights.
+    allow_download : bool or None, default None
+        Let torchvision download missing pretrained weights. None: download as torchvision
+        would, unless the environment variable ``IRFA_NWB_OFFLINE`` is set; without internet,
+        a clear error says how to get the weights.
     random_state : int or None
         Seeds the NumPy and torch generators used in ``fit``; runs on CPU are reproducible.
-    verbose : int, default 1
-        0: silent; 1: progress bar over epochs.
+    verbose : int, default 0
+        0: silent; 1: a progress bar over batches. Per-epoch records always go to the
+        ``irfa_nwb.estimator`` logger (level INFO).
+    epochs : int, deprecated
+        Old name of ``max_iter``.
 
     Attributes
     ----------
@@ -136,22 +165,36 @@ class IRFA(BaseEstimator):
         Head (electrode group) names, in head order.
     head_units_ : list of ndarray
         Column indices of ``X`` feeding each head.
+    head_areas_ : list of str or None
+        Brain area of each head (the most common ``area`` of its units), when known.
     n_features_in_ : int
     unit_ids_ : ndarray or None
         ``unit_id`` coordinate of the training responses, when given as xarray.
+    training_stimulus_ids_ : ndarray or None
+        The stimuli the model was trained on (when ``X`` carried ``stimulus_id``), so that
+        evaluations can tell training from held-out stimuli.
+    response_attrs_ : dict
+        Kind, window and units of the training responses (from ``X.attrs``); ``predict``
+        refuses responses that differ.
+    training_data_ : dict
+        Provenance of the training data (``X.attrs``: source file or DANDI asset...).
     device_ : str
+    recipe_ : dict
+        The training choices used: the recipe's, with explicitly set parameters in place.
     history_ : list of dict
         Per epoch: ``epoch``, ``loss_generator``, ``loss_pixel``, ``loss_perceptual``,
         ``loss_adversarial``, ``loss_discriminator``, ``val_loss``, ``time``.
-    n_epochs_ : int
-        Epochs actually run.
-    recipe_ : dict
-        The training choices used: the recipe's, with explicitly set parameters in place.
+    n_iter_ : int
+        Epochs run (after an interruption: epochs finished).
+    interrupted_ : bool
+        True when ``fit`` was interrupted (Ctrl-C); the model then holds the weights of the
+        last finished epoch and ``predict`` warns.
 
     Examples
     --------
-    >>> model = IRFA(image_size=32, epochs=5, perceptual_weight=0).fit(X, images)  # doctest: +SKIP
-    >>> reconstructions = model.predict(X_test)                                    # doctest: +SKIP
+    >>> model = IRFA(image_size=32, max_iter=5, perceptual_weight=0)     # doctest: +SKIP
+    >>> model.fit(ds["responses"], ds["images"])                          # doctest: +SKIP
+    >>> reconstructions = model.predict(test["responses"])                # doctest: +SKIP
     """
 
     def __init__(
@@ -161,7 +204,7 @@ class IRFA(BaseEstimator):
         channels: int = 32,
         kernel_size: int = 4,
         width: int = 64,
-        epochs: int = 100,
+        max_iter: int = 100,
         batch_size: int = 8,
         lr: float = 7.8e-4,
         discriminator_lr: float = 1e-4,
@@ -179,24 +222,28 @@ class IRFA(BaseEstimator):
         bottleneck_norm: bool | None = None,
         init: str | None = None,
         running_stats: str | None = None,
+        mixed_precision: str | bool | None = None,
         history_size: int = 50,
-        validation_fraction: float = 0.0,
-        early_stopping: int | None = None,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        tol: float = 0.0,
+        unit_groups: Sequence[Any] | None = None,
         attention: str = "factorized",
         device: str = "auto",
-        mixed_precision: str | bool | None = None,
         num_workers: int = 0,
         checkpoint_path: str | None = None,
         callbacks: Sequence[Callable] | None = None,
-        allow_download: bool = False,
+        allow_download: bool | None = None,
         random_state: int | None = None,
-        verbose: int = 1,
+        verbose: int = 0,
+        epochs: int | str = "deprecated",
     ) -> None:
         self.image_size = image_size
         self.channels = channels
         self.kernel_size = kernel_size
         self.width = width
-        self.epochs = epochs
+        self.max_iter = max_iter
         self.batch_size = batch_size
         self.lr = lr
         self.discriminator_lr = discriminator_lr
@@ -214,28 +261,45 @@ class IRFA(BaseEstimator):
         self.bottleneck_norm = bottleneck_norm
         self.init = init
         self.running_stats = running_stats
+        self.mixed_precision = mixed_precision
         self.history_size = history_size
-        self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.unit_groups = unit_groups
         self.attention = attention
         self.device = device
-        self.mixed_precision = mixed_precision
         self.num_workers = num_workers
         self.checkpoint_path = checkpoint_path
         self.callbacks = callbacks
         self.allow_download = allow_download
         self.random_state = random_state
         self.verbose = verbose
+        self.epochs = epochs
 
     # ------------------------------------------------------------------ checks
+    def _n_epochs(self) -> int:
+        if isinstance(self.epochs, str) and self.epochs == "deprecated":
+            return self.max_iter
+        warnings.warn(
+            "IRFA(epochs=...) is deprecated and will be removed in irfa-nwb 0.3; use max_iter",
+            FutureWarning,
+            stacklevel=3,
+        )
+        return self.epochs
+
     def _check_params(self) -> None:
-        def positive_int(name: str, minimum: int = 1) -> None:
-            value = getattr(self, name)
-            if not isinstance(value, int | np.integer) or value < minimum:
+        def positive_int(name: str, minimum: int = 1, value: Any = None) -> None:
+            value = getattr(self, name) if value is None else value
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or \
+                    value < minimum:
                 raise InputError(f"{name} must be an integer >= {minimum}; got {value!r}")
 
-        for name in ("image_size", "channels", "kernel_size", "width", "epochs", "batch_size"):
+        for name in ("image_size", "channels", "kernel_size", "width", "batch_size",
+                     "n_iter_no_change"):
             positive_int(name)
+        positive_int("max_iter", value=self._n_epochs())
         if self.discriminator_every is not None:
             positive_int("discriminator_every")
         positive_int("history_size", 0)
@@ -251,11 +315,12 @@ class IRFA(BaseEstimator):
         if self.kernel_size > self.image_size:
             raise InputError("kernel_size must not exceed image_size")
         for name in ("lr", "discriminator_lr"):
-            if not getattr(self, name) > 0:
-                raise InputError(f"{name} must be > 0; got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and value > 0):
+                raise InputError(f"{name} must be > 0; got {value!r}")
         if self.attention_lr is not None and not self.attention_lr > 0:
             raise InputError(f"attention_lr must be > 0 or None; got {self.attention_lr!r}")
-        for name in ("adversarial_weight", "perceptual_weight", "pixel_weight"):
+        for name in ("adversarial_weight", "perceptual_weight", "pixel_weight", "tol"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and value >= 0 and math.isfinite(value)):
                 raise InputError(f"{name} must be a finite number >= 0; got {value!r}")
@@ -265,16 +330,16 @@ class IRFA(BaseEstimator):
             raise InputError(
                 f"perceptual_network must be 'vgg19'; got {self.perceptual_network!r}"
             )
-        if not 0 <= self.validation_fraction < 1:
+        if not isinstance(self.early_stopping, bool | np.bool_):
             raise InputError(
-                f"validation_fraction must be in [0, 1); got {self.validation_fraction!r}"
+                f"early_stopping must be True or False; got {self.early_stopping!r} (the "
+                "patience is n_iter_no_change)"
             )
-        if self.early_stopping is not None:
-            positive_int("early_stopping")
-            if self.validation_fraction <= 0:
-                raise InputError(
-                    "early_stopping needs held-out data: set validation_fraction (e.g. 0.1)"
-                )
+        if not (isinstance(self.validation_fraction, int | float)
+                and 0 < self.validation_fraction < 1):
+            raise InputError(
+                f"validation_fraction must be in (0, 1); got {self.validation_fraction!r}"
+            )
         if self.attention not in ("factorized", "dense"):
             raise InputError(
                 f"attention must be 'factorized' or 'dense'; got {self.attention!r}"
@@ -310,40 +375,12 @@ class IRFA(BaseEstimator):
     def _check_fitted(self) -> None:
         check_is_fitted(self, ["network_", "heads_"], msg=_NOT_FITTED)
 
-    def _prepare_X(self, X: Any) -> Responses:
-        """Validate responses for a fitted model; reorder units by ``unit_id`` when needed."""
-        self._check_fitted()
-        resp = as_responses(X)
-        fitted_ids = self.unit_ids_
-        if resp.unit_ids is not None and fitted_ids is not None:
-            if not np.array_equal(resp.unit_ids, fitted_ids):
-                position = {v: i for i, v in enumerate(resp.unit_ids.tolist())}
-                missing = [u for u in fitted_ids.tolist() if u not in position]
-                if missing:
-                    raise InputError(
-                        f"X lacks {len(missing)} of the units the model was fitted on "
-                        f"(unit_id {missing[:5]}{'...' if len(missing) > 5 else ''}); predict "
-                        "needs the same units as fit"
-                    )
-                order = np.array([position[u] for u in fitted_ids.tolist()])
-                resp.values = resp.values[:, order]
-                if resp.groups is not None:
-                    resp.groups = resp.groups[order]
-        if resp.values.shape[1] != self.n_features_in_:
-            raise InputError(
-                f"X has {resp.values.shape[1]} units but the model was fitted on "
-                f"{self.n_features_in_}; predict needs the same unit layout as fit"
-            )
+    def _head_labels(self, resp) -> np.ndarray | None:
+        if self.unit_groups is not None:
+            return head_labels(self.unit_groups, resp.values.shape[1], name="unit_groups")
         if resp.groups is not None:
-            expected = np.empty(self.n_features_in_, dtype=object)
-            for head, cols in zip(self.heads_, self.head_units_, strict=True):
-                expected[cols] = head
-            if not np.array_equal(resp.groups.astype(str), expected.astype(str)):
-                raise InputError(
-                    "X's electrode_group labels differ from those the model was fitted on; "
-                    "predict needs the same unit-to-head layout as fit"
-                )
-        return resp
+            return head_labels(resp.groups, resp.values.shape[1], name="electrode_group")
+        return None
 
     # ------------------------------------------------------------------ fit
     def fit(self, X: Any, y: Any, groups: Any = None) -> IRFA:
@@ -351,14 +388,17 @@ class IRFA(BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or xarray.DataArray, shape (n_samples, n_units)
-            Responses. A DataArray needs a ``unit`` dim; its ``electrode_group`` coord defines
-            the heads (one per group) unless ``groups`` is given.
-        y : array-like or xarray.DataArray, shape (n_samples, H, W, 3) or (n_samples, H, W)
-            Images, uint8 or float in [0, 1]; resized to ``image_size``.
-        groups : array-like of shape (n_units,), optional
-            Head label of every unit (e.g. array or probe name). Without it and without an
-            ``electrode_group`` coord, all units form a single head.
+        X : array-like or xarray.DataArray
+            Responses: NumPy ``(n_samples, n_units)``, or a DataArray with a ``unit`` dim, e.g.
+            ``ds["responses"]`` of :func:`irfa_nwb.load_dataset` (every presentation) or of
+            :func:`irfa_nwb.average_repeats`. Its ``electrode_group`` coord defines the heads
+            unless ``unit_groups`` is set.
+        y : array-like or xarray.DataArray
+            Images ``(n, H, W, 3)`` or ``(n, H, W)`` (grey), uint8 or float in [0, 1];
+            row-aligned with ``X``, or (DataArray with a ``stimulus_id`` index, e.g.
+            ``ds["images"]``) paired with ``X`` by ``stimulus_id``. Resized to ``image_size``.
+        groups : deprecated
+            One head label per unit; use the ``unit_groups`` parameter.
 
         Returns
         -------
@@ -367,34 +407,36 @@ class IRFA(BaseEstimator):
         from ._training import train
 
         self._check_params()
-        resp = as_responses(X)
-        images, _ = as_images(y)
-        n = resp.values.shape[0]
-        if images.shape[0] != n:
-            raise InputError(
-                f"X has {n} samples but y has {images.shape[0]} images; they must match "
-                "(one image per row of responses)"
-            )
-        if groups is None:
-            groups = resp.groups
-        if groups is None:
+        resp, images = self._fit_inputs(X, y)
+        labels = self._head_labels(resp)
+        if groups is not None:
             warnings.warn(
-                "no groups given and X has no electrode_group coord: all units form one "
-                "attention head. Pass groups=<one label per unit> to give IRFA one head per "
-                "electrode group.",
+                "fit(X, y, groups=...) is deprecated and will be removed in irfa-nwb 0.3 "
+                "(scikit-learn's groups are per sample); use IRFA(unit_groups=...)",
+                FutureWarning,
+                stacklevel=2,
+            )
+            labels = head_labels(groups, resp.values.shape[1], name="groups")
+        if labels is None:
+            warnings.warn(
+                "no unit_groups given and X has no electrode_group coord: all units form one "
+                "attention head. Pass IRFA(unit_groups=<one label per unit>) to give IRFA one "
+                "head per electrode group.",
                 UserWarning,
                 stacklevel=2,
             )
-            groups = np.zeros(resp.values.shape[1], dtype=int)
-        heads, index = head_layout(groups, resp.values.shape[1])
+            labels = np.array(["all"] * resp.values.shape[1], dtype=object)
+        heads, index = head_layout(labels)
         self.heads_ = heads
         self.head_units_ = index
-        self.n_features_in_ = resp.values.shape[1]
-        self.unit_ids_ = resp.unit_ids
+        self.head_areas_ = _head_areas(resp.areas, index)
+        self.training_data_ = _provenance(getattr(X, "attrs", {}) or {})
         self.image_size_ = int(self.image_size)
         self.recipe_ = self._resolve_recipe()
         self.device_ = self._resolve_device()
-        train(self, resp.values, images)
+        targets = resize_images(images, self.image_size_)
+        groups_of_rows = resp.present_stimulus_ids
+        train(self, resp.values, targets, groups_of_rows)
         return self
 
     # ----------------------------------------------------------- inference
@@ -412,93 +454,207 @@ class IRFA(BaseEstimator):
                 out.append(fn(split_heads(xb, index)).float().cpu().numpy())
         return np.concatenate(out, axis=0)
 
-    def _label(self, array: np.ndarray, resp: Responses, dims: tuple[str, ...], coords=None):
-        if resp.sample_dim is None:
-            return array
-        import xarray as xr
-
-        all_coords = {k: v for k, v in resp.sample_coords.items()}
-        all_coords.update(coords or {})
-        return xr.DataArray(array, dims=(resp.sample_dim, *dims), coords=all_coords)
-
-    def predict(self, X: Any):
-        """Reconstruct images from responses.
-
-        Returns
-        -------
-        ndarray or xarray.DataArray, shape (n_samples, image_size, image_size, 3)
-            Float32 in [0, 1]. A DataArray input gives a DataArray with dims
-            ``(<sample dim>, "y", "x", "channel")`` and the sample coords carried through.
-        """
-        resp = self._prepare_X(X)
-        images = self._batched(resp.values, self.network_)
-        images = np.ascontiguousarray(images.transpose(0, 2, 3, 1))
-        return self._label(images, resp, ("y", "x", "channel"), {"channel": ["R", "G", "B"]})
-
-    def score(self, X: Any, y: Any) -> float:
-        """Mean over images of the Pearson correlation between reconstruction and image pixels."""
-        pred = np.asarray(self.predict(X))
-        images, _ = as_images(y)
-        if images.shape[0] != pred.shape[0]:
-            raise InputError(
-                f"X has {pred.shape[0]} samples but y has {images.shape[0]} images"
+    def _warn_interrupted(self) -> None:
+        if getattr(self, "interrupted_", False):
+            warnings.warn(
+                f"this model's fit was interrupted: it holds the weights after epoch "
+                f"{self.n_iter_} of {self.max_iter}",
+                UserWarning,
+                stacklevel=3,
             )
-        target = resize_images(images, self.image_size_)
-        a = pred.reshape(len(pred), -1).astype(np.float64)
-        b = target.reshape(len(target), -1).astype(np.float64)
-        a -= a.mean(axis=1, keepdims=True)
-        b -= b.mean(axis=1, keepdims=True)
-        denom = np.sqrt((a * a).sum(1) * (b * b).sum(1))
-        r = np.divide((a * b).sum(1), denom, out=np.zeros(len(a)), where=denom > 0)
-        return float(r.mean())
 
-    def spatial_fields(self, X: Any):
+    def _predict_rows(self, values: np.ndarray) -> np.ndarray:
+        self._warn_interrupted()
+        images = self._batched(values, self.network_)
+        return np.ascontiguousarray(images.transpose(0, 2, 3, 1))
+
+    def _predict_inputs(self, X: Any, *, check_responses: bool = True):
+        resp = super()._predict_inputs(X, check_responses=check_responses)
+        self._check_head_labels(resp)
+        return resp
+
+    def _check_head_labels(self, resp) -> None:
+        if resp.groups is None:
+            return
+        expected = np.empty(self.n_features_in_, dtype=object)
+        for head, cols in zip(self.heads_, self.head_units_, strict=True):
+            expected[cols] = head
+        given = head_labels(resp.groups, len(expected), name="electrode_group")
+        if self.unit_groups is None and not np.array_equal(given.astype(str),
+                                                           expected.astype(str)):
+            raise InputError(
+                "X's electrode_group labels differ from those the model was fitted on; "
+                "predict needs the same unit-to-head layout as fit"
+            )
+
+    def _head_coords(self) -> dict[str, Any]:
+        coords: dict[str, Any] = {"head": list(self.heads_)}
+        if getattr(self, "head_areas_", None) is not None:
+            coords["head_area"] = ("head", list(self.head_areas_))
+        return coords
+
+    def spatial_irfs(self, X: Any, *, check_responses: bool = True):
         """Spatial inverse receptive fields: attention weights averaged over channels.
 
         Returns
         -------
-        ndarray or xarray.DataArray, shape (n_samples, n_heads, image_size, image_size)
+        ndarray or xarray.DataArray, shape (..., n_heads, image_size, image_size)
             At every pixel the maps of all heads sum to 1. DataArray dims
-            ``(<sample dim>, "head", "y", "x")`` with coord ``head``.
+            ``(<sample dims>, "head", "y", "x")`` with coords ``head`` and ``head_area``.
         """
-        resp = self._prepare_X(X)
+        resp = self._predict_inputs(X, check_responses=check_responses)
+        self._warn_interrupted()
         fields = self._batched(resp.values, self.network_.attention.spatial_fields)
-        return self._label(fields, resp, ("head", "y", "x"), {"head": list(self.heads_)})
+        return label_output(fields, resp, ("head", "y", "x"), self._head_coords())
 
-    def feature_fields(self, X: Any):
+    def feature_irfs(self, X: Any, *, check_responses: bool = True):
         """Feature inverse receptive fields: attention weights summed over pixels.
 
         Returns
         -------
-        ndarray or xarray.DataArray, shape (n_samples, n_heads, channels)
-            DataArray dims ``(<sample dim>, "head", "channel")`` with coord ``head``.
+        ndarray or xarray.DataArray, shape (..., n_heads, channels)
+            DataArray dims ``(<sample dims>, "head", "irf_channel")`` with coords ``head``,
+            ``head_area``.
         """
-        resp = self._prepare_X(X)
+        resp = self._predict_inputs(X, check_responses=check_responses)
+        self._warn_interrupted()
         fields = self._batched(resp.values, self.network_.attention.feature_fields)
-        return self._label(fields, resp, ("head", "channel"), {"head": list(self.heads_)})
+        return label_output(fields, resp, ("head", IRF_CHANNEL_DIM), self._head_coords())
+
+    def spatial_fields(self, X: Any):
+        """Deprecated alias of :meth:`spatial_irfs`."""
+        warnings.warn("IRFA.spatial_fields is deprecated; use spatial_irfs", FutureWarning,
+                      stacklevel=2)
+        return self.spatial_irfs(X)
+
+    def feature_fields(self, X: Any):
+        """Deprecated alias of :meth:`feature_irfs`."""
+        warnings.warn("IRFA.feature_fields is deprecated; use feature_irfs", FutureWarning,
+                      stacklevel=2)
+        return self.feature_irfs(X)
+
+    @property
+    def n_epochs_(self) -> int:
+        """Alias of ``n_iter_`` (irfa-nwb 0.1's name)."""
+        return self.n_iter_
 
     # ---------------------------------------------------------- persistence
-    def save(self, path) -> None:
-        """Save configuration, fitted state, weights and history to one safetensors file."""
+    def save(self, path, *, overwrite: bool = False) -> Path:
+        """Save configuration, fitted state, weights and history to one safetensors file.
+
+        Parameters
+        ----------
+        path : path-like
+        overwrite : bool, default False
+            Replace an existing file (the same rule as :func:`irfa_nwb.write_results`).
+
+        Returns
+        -------
+        pathlib.Path
+            The absolute path written.
+        """
+        from ..outputs import sha256_of
         from .persistence import save_model
 
         self._check_fitted()
-        save_model(self, path)
+        written = save_model(self, path, overwrite=overwrite)
+        self.model_file_ = {"path": str(written), "sha256": sha256_of(written)}
+        return written
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "network_")
 
 
-def resize_images(images: np.ndarray, size: int) -> np.ndarray:
-    """Resize float images ``(n, H, W, 3)`` to ``(n, size, size, 3)`` (antialiased bilinear)."""
-    if images.shape[1] == size and images.shape[2] == size:
-        return images
-    torch = _torch()
-    t = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
-    t = torch.nn.functional.interpolate(
-        t, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+def _head_areas(areas: np.ndarray | None, index: list[np.ndarray]) -> list[str] | None:
+    if areas is None:
+        return None
+    out = []
+    for cols in index:
+        values, counts = np.unique(areas[cols], return_counts=True)
+        out.append(str(values[np.argmax(counts)]))
+    return out
+
+
+def _provenance(attrs: dict) -> dict[str, Any]:
+    """Plain (str / number / list) attributes of the training responses."""
+    out = {}
+    for key, value in attrs.items():
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, str | int | float | bool):
+            out[str(key)] = value
+        elif isinstance(value, list | tuple | np.ndarray):
+            out[str(key)] = [v.item() if isinstance(v, np.generic) else v
+                             for v in np.asarray(value).tolist()]
+    return out
+
+
+def load_model(path, *, device: str | None = None) -> IRFA:
+    """Load a model written by :meth:`IRFA.save` (or irfa-nwb 0.1's ``save``).
+
+    Parameters
+    ----------
+    path : str or path
+    device : str, optional
+        Where to put the networks. Default: the device it was trained on, or the CPU (with a
+        warning) when that was a CUDA device and none is available here.
+
+    Returns
+    -------
+    IRFA
+        A fitted estimator whose ``predict`` equals the saved one's; ``model_file_`` records
+        the file and its SHA-256.
+    """
+    import torch
+    from safetensors.torch import load_file
+
+    from ..outputs import sha256_of
+    from .persistence import read_model_file
+    from .state import build_networks, restore_state
+
+    params, fitted, training, _meta = read_model_file(path)
+    known = IRFA().get_params()
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        warnings.warn(f"ignoring parameters unknown to this irfa-nwb: {unknown}", UserWarning,
+                      stacklevel=2)
+    est = IRFA(**{k: v for k, v in params.items() if k in known})
+    restore_state(est, fitted)
+    est.recipe_ = est._resolve_recipe()
+    est.training_data_ = training
+    saved_device = str(est.device_ or "cpu")
+    if device is None:
+        device = saved_device
+        if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+            warnings.warn(
+                f"model was trained on {saved_device} but CUDA is not available here; "
+                "loading it on the CPU",
+                UserWarning,
+                stacklevel=2,
+            )
+            device = "cpu"
+    tensors = load_file(str(path), device="cpu")
+    network, discriminator = build_networks(est, [len(i) for i in est.head_units_])
+    network.load_state_dict(
+        {k[len("network.") :]: v for k, v in tensors.items() if k.startswith("network.")}
     )
-    return t.clamp_(0, 1).permute(0, 2, 3, 1).numpy()
+    disc_state = {
+        k[len("discriminator.") :]: v for k, v in tensors.items() if k.startswith("discriminator.")
+    }
+    if discriminator is not None and disc_state:
+        discriminator.load_state_dict(disc_state)
+        discriminator = discriminator.to(device).eval()
+    else:
+        discriminator = None
+    est.network_ = network.to(device).eval()
+    est.discriminator_ = discriminator
+    est.device_ = str(device)
+    est.saved_versions_ = {
+        "irfa_nwb": _meta.get("irfa_nwb_version"),
+        "torch": _meta.get("torch_version"),
+    }
+    est.model_file_ = {"path": str(Path(path).absolute()), "sha256": sha256_of(path)}
+    return est
 
 
-__all__ = ["IRFA", "NotFittedError", "resize_images"]
+__all__ = ["IRF_CHANNEL_DIM", "IRFA", "NotFittedError", "load_model"]

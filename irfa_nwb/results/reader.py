@@ -1,4 +1,4 @@
-"""Read IRFA results written by :func:`irfa_nwb.results.write_results` back as xarray."""
+"""Read results written by :func:`irfa_nwb.results.write_results` back into the same Dataset."""
 
 from __future__ import annotations
 
@@ -10,21 +10,22 @@ import numpy as np
 import xarray as xr
 
 from ..errors import InputError, NWBLayoutError
+from .writer import DICT_ATTRS
 
 
-def _typed(value: str, kind: str) -> Any:
+def typed_value(text: str, kind: str) -> Any:
+    """The value of a ``(value, value_type)`` row of a name / value table."""
     if kind == "none":
         return None
     if kind == "bool":
-        return value == "True"
+        return text == "True"
     if kind == "int":
-        return int(value)
+        return int(text)
     if kind == "float":
-        return float(value)
+        return float(text)
     if kind == "sequence":
-        items = [v.strip() for v in value.split(",")] if value else []
         out: list[Any] = []
-        for item in items:
+        for item in [v.strip() for v in text.split(",")] if text else []:
             for cast in (int, float):
                 try:
                     out.append(cast(item))
@@ -34,33 +35,25 @@ def _typed(value: str, kind: str) -> Any:
             else:
                 out.append(item)
         return out
-    return value
-
-
-def _column(table: Any, name: str) -> np.ndarray:
-    return np.asarray(table[name].data[:])
+    return text
 
 
 def _text(values: Any) -> list[str]:
     return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
 
 
-def _ids(values: np.ndarray) -> np.ndarray:
-    if values.dtype.kind in ("S", "O", "U"):
-        return np.asarray(_text(values), dtype=object)
-    return values
+def _column(table: Any, name: str) -> np.ndarray:
+    return np.asarray(table[name].data[:])
 
 
-def _pivot(rows: list[Any], cols: list[str], values: np.ndarray) -> tuple[np.ndarray, list, list]:
-    """Long (row, column, value) records to a matrix (NaN where a pair is absent)."""
-    row_keys = list(dict.fromkeys(rows))
-    col_keys = list(dict.fromkeys(cols))
-    out = np.full((len(row_keys), len(col_keys)), np.nan)
-    ri = {k: i for i, k in enumerate(row_keys)}
-    ci = {k: j for j, k in enumerate(col_keys)}
-    for r, c, v in zip(rows, cols, np.asarray(values, dtype=np.float64), strict=True):
-        out[ri[r], ci[c]] = v
-    return out, row_keys, col_keys
+def _kv(table: Any) -> dict[str, Any]:
+    return {
+        key: typed_value(value, kind)
+        for key, value, kind in zip(
+            _text(_column(table, "field")), _text(_column(table, "value")),
+            _text(_column(table, "value_type")), strict=True,
+        )
+    }
 
 
 def _ordered_images(images: Any) -> np.ndarray:
@@ -71,8 +64,16 @@ def _ordered_images(images: Any) -> np.ndarray:
     return np.stack([np.asarray(img.data[:]) for img in items])
 
 
+def _typed_array(values: np.ndarray, dtype: str) -> np.ndarray:
+    if dtype.startswith(("<U", "|S", "object")) or dtype == "object":
+        return np.asarray(_text(values.ravel()), dtype=str).reshape(values.shape)
+    if dtype == "bool":
+        return values.astype(bool)
+    return values.astype(np.dtype(dtype))
+
+
 def read_results(path: str | os.PathLike) -> xr.Dataset:
-    """Read an IRFA results file into one :class:`xarray.Dataset`.
+    """Read an IRFA results file into the :class:`xarray.Dataset` that was written.
 
     Parameters
     ----------
@@ -83,24 +84,8 @@ def read_results(path: str | os.PathLike) -> xr.Dataset:
     Returns
     -------
     xarray.Dataset
-        Coordinates: ``head`` (head names) with ``area`` along it, ``stimulus_id`` along
-        ``stimulus``, ``epoch`` (when a history was stored), ``layer`` and ``layer_area``
-        (when layer correlations were stored). Variables:
-
-        - ``spatial_irf`` (head, y, x): spatial IRFs averaged over stimuli, and
-          ``spatial_irf_per_stimulus`` (stimulus, head, y, x) when stored;
-        - ``feature_irf`` (head, irf_channel) and ``feature_irf_per_stimulus``
-          (stimulus, head, irf_channel);
-        - ``n_units``, ``spatial_consistency``, ``feature_consistency``,
-          ``feature_variability`` (head);
-        - ``reconstruction`` and ``stimulus_image`` (stimulus, y, x, channel), float32 in [0, 1];
-        - ``pixel_r``, ``ssim``, ``identification_rank`` and ``alexnet_<layer>`` (stimulus);
-        - ``layer_correlation`` (layer_area, layer);
-        - ``history_<key>`` (epoch): the training history.
-
-        ``attrs["model_config"]`` is a dict of the estimator parameters (typed as written),
-        ``attrs["source"]`` a dict of the provenance fields, and ``attrs["results_file"]``,
-        ``attrs["identifier"]`` name the results file.
+        The Dataset of :func:`irfa_nwb.evaluate` (same variables, coordinates, dims and
+        attrs), with ``attrs["results_file"]`` and ``attrs["identifier"]`` naming the file.
 
     Raises
     ------
@@ -112,87 +97,43 @@ def read_results(path: str | os.PathLike) -> xr.Dataset:
     path = Path(path).expanduser()
     if not path.is_file():
         raise InputError(f"{path} does not exist; pass the file written by write_results")
-    with NWBHDF5IO(str(path), "r") as io:
+    with NWBHDF5IO(str(path), "r", load_namespaces=True) as io:
         nwbfile = io.read()
         analysis = nwbfile.analysis
-        if "irfa_heads" not in analysis or "irfa_reconstructions" not in analysis:
+        if "irfa_variables" not in analysis:
             raise NWBLayoutError(
-                f"{path} holds no IRFA results (no analysis/irfa_heads); write them with "
-                "irfa_nwb.write_results"
+                f"{path} holds no IRFA results of this irfa-nwb version (no "
+                "analysis/irfa_variables); write them with irfa_nwb.write_results"
             )
-        heads_t = analysis["irfa_heads"]
-        heads = _text(_column(heads_t, "head"))
-        coords: dict[str, Any] = {
-            "head": ("head", heads),
-            "area": ("head", _text(_column(heads_t, "area"))),
-        }
+        registry = analysis["irfa_variables"]
+        rows = list(zip(
+            _text(_column(registry, "variable")), _text(_column(registry, "dims")),
+            _text(_column(registry, "kind")), _text(_column(registry, "container")),
+            _text(_column(registry, "dtype")), _text(_column(registry, "stored_dims")),
+            strict=True,
+        ))
+        summary = _kv(analysis["irfa_summary"]) if "irfa_summary" in analysis else {}
+        coords: dict[str, Any] = {}
         data: dict[str, Any] = {}
-        spatial = analysis["irfa_spatial_irfs"]
-        data["spatial_irf"] = (("head", "y", "x"), _ordered_images(spatial))
-        data["feature_irf"] = (("head", "irf_channel"), _column(heads_t, "feature_irf"))
-        for name in ("n_units", "spatial_consistency", "feature_consistency",
-                     "feature_variability"):
-            data[name] = (("head",), _column(heads_t, name))
-
-        feat_t = analysis["irfa_feature_irfs"]
-        coords["stimulus_id"] = ("stimulus", _ids(_column(feat_t, "stimulus_id")))
-        data["feature_irf_per_stimulus"] = (
-            ("stimulus", "head", "irf_channel"), _column(feat_t, "feature_irf")
-        )
-        if "irfa_spatial_irfs_per_stimulus" in analysis:
-            data["spatial_irf_per_stimulus"] = (
-                ("stimulus", "head", "y", "x"),
-                _column(analysis["irfa_spatial_irfs_per_stimulus"], "spatial_irf"),
-            )
-        data["reconstruction"] = (
-            ("stimulus", "y", "x", "channel"), _ordered_images(analysis["irfa_reconstructions"])
-        )
-        if "irfa_stimuli" in analysis:
-            data["stimulus_image"] = (
-                ("stimulus", "y", "x", "channel"), _ordered_images(analysis["irfa_stimuli"])
-            )
-        if "irfa_metrics" in analysis:
-            met = analysis["irfa_metrics"]
-            for name in met.colnames:
-                if name != "stimulus_id":
-                    data[name] = (("stimulus",), _column(met, name))
-        if "irfa_layer_correlations" in analysis:
-            lc = analysis["irfa_layer_correlations"]
-            data["layer_correlation"], coords["layer_area"], coords["layer"] = _pivot(
-                _text(_column(lc, "area")), _text(_column(lc, "layer")), _column(lc, "r")
-            )
-            data["layer_correlation"] = (("layer_area", "layer"), data["layer_correlation"])
-            coords["layer_area"] = ("layer_area", coords["layer_area"])
-            coords["layer"] = ("layer", coords["layer"])
-        if "irfa_training_history" in analysis:
-            hist = analysis["irfa_training_history"]
-            table, epochs, names = _pivot(
-                _column(hist, "epoch").tolist(), _text(_column(hist, "quantity")),
-                _column(hist, "value"),
-            )
-            coords["epoch"] = ("epoch", np.asarray(epochs, dtype=np.int64))
-            for j, name in enumerate(names):
-                data[f"history_{name}"] = (("epoch",), table[:, j])
-        config: dict[str, Any] = {}
-        if "irfa_model_config" in analysis:
-            cfg = analysis["irfa_model_config"]
-            for key, value, kind in zip(
-                _text(_column(cfg, "parameter")),
-                _text(_column(cfg, "value")),
-                _text(_column(cfg, "value_type")),
-                strict=True,
-            ):
-                config[key] = _typed(value, kind)
-        source: dict[str, str] = {}
-        if "irfa_source" in analysis:
-            src = analysis["irfa_source"]
-            source = dict(
-                zip(_text(_column(src, "field")), _text(_column(src, "value")), strict=True)
-            )
-        attrs = {
-            "model_config": config,
-            "source": source,
-            "results_file": str(path),
-            "identifier": str(nwbfile.identifier),
-        }
+        for name, dims, kind, where, dtype, stored in rows:
+            if where == "irfa_summary":
+                values = np.asarray(summary.pop(name))
+            elif hasattr(analysis[where], "order_of_images"):
+                values = _ordered_images(analysis[where])
+            else:
+                values = _column(analysis[where], name)
+            full, kept = tuple(dims.split()), stored.split()
+            axes = iter(values.shape)
+            shape = tuple(next(axes) if d in kept else 1 for d in full)
+            values = _typed_array(np.asarray(values).reshape(shape), dtype)
+            (coords if kind == "coord" else data)[name] = (full, values)
+        attrs: dict[str, Any] = dict(summary)
+        for key, where in DICT_ATTRS.items():
+            if where in analysis:
+                attrs[key] = _kv(analysis[where])
+        attrs["results_file"] = str(path.absolute())
+        attrs["identifier"] = str(nwbfile.identifier)
     return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+__all__ = ["read_results", "typed_value"]

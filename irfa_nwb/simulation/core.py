@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from .._version import __version__
+from ..data import ImageSet, build_dataset
 from ..errors import InputError
 from .cortex import DEFAULT_ARRAYS, VirtualCortex, make_cortex
 from .images import PHOTOS, natural_patches
 
 __all__ = [
+    "SOURCE",
     "array_rf_centres",
     "onset_rate",
     "simulate",
+    "simulate_recording",
     "simulation_streams",
     "stimulus_names",
 ]
+
+#: ``attrs["source"]`` of a simulated Dataset
+SOURCE = "irfa_nwb.simulate_recording"
 
 #: Onset of the first presentation (s).
 FIRST_ONSET = 1.0
@@ -30,7 +39,8 @@ def simulation_streams(seed: int) -> dict[str, np.random.Generator]:
     ``images``, ``cortex``, ``schedule``, ``noise`` and ``spikes`` (spike times in the NWB
     file) are children spawned from
     ``np.random.default_rng(seed)``, so e.g. :func:`~irfa_nwb.simulation.make_cortex` with
-    ``rng=simulation_streams(seed)["cortex"]`` rebuilds the cortex of ``simulate(seed=seed)``
+    ``random_state=simulation_streams(seed)["cortex"]`` rebuilds the cortex of
+    ``simulate_recording(random_state=seed)``
     whatever the number of stimuli.
     """
     names = ("images", "cortex", "schedule", "noise", "spikes")
@@ -54,13 +64,13 @@ def _check_int(name: str, value: int, minimum: int) -> int:
     return int(value)
 
 
-def simulate(
+def simulate_recording(
     n_stimuli: int = 1000,
     n_test: int = 50,
     n_repeats: int = 10,
     image_size: int = 64,
     *,
-    seed: int = 0,
+    random_state: int = 0,
     arrays: Mapping[str, int] | None = None,
     units_per_array: int = 24,
     noise: str = "poisson",
@@ -91,8 +101,8 @@ def simulate(
         Presentations of every test image.
     image_size : int, default 64
         Side of the square RGB images in pixels.
-    seed : int, default 0
-        The only source of randomness (``np.random.default_rng(seed)``, see
+    random_state : int, default 0
+        The only source of randomness (``np.random.default_rng(random_state)``, see
         :func:`simulation_streams`); the same arguments give an identical Dataset.
     arrays : mapping of str to int, optional
         Arrays per area (``"V1"``, ``"V4"``, ``"IT"``); default ``{"V1": 4, "V4": 2, "IT": 2}``.
@@ -122,17 +132,19 @@ def simulate(
     Returns
     -------
     xarray.Dataset
-        - ``responses`` float32, dims ``("presentation", "unit")``: spike counts. Presentation
-          coords ``stimulus_id`` (int64 index into ``images``), ``start_time`` (float64 s),
-          ``split`` (``"train"`` / ``"test"``). Unit coords ``unit_id`` (int64),
+        The data model of :func:`irfa_nwb.load_dataset`:
+
+        - ``responses`` float32, dims ``("stimulus_id", "repeat", "unit")``: spike counts of
+          every presentation (NaN for the repeats a training image does not have); coords
+          ``start_time`` (float64 s, per presentation), ``split`` (``"train"`` / ``"test"``,
+          per stimulus). Unit coords ``unit_id`` (int64),
           ``electrode_group`` (array name, e.g. ``"V1_a1"``), ``area`` (``"V1"``, ``"V4"``,
           ``"IT"``), ``rf_x``, ``rf_y`` (float64 true RF centre, fraction of the image width
           from the left / height from the top, ``attrs["units"] == "image_fraction"``).
-        - ``images`` uint8, dims ``("stimulus", "y", "x", "channel")``; dimension coordinate
-          ``stimulus`` holds the stimulus ids ``0 .. n_stimuli - 1`` (so
-          ``ds.images.sel(stimulus=ds.stimulus_id)`` gives each presentation's image), coord
-          ``image_name``.
-        - ``attrs``: ``source = "irfa_nwb.simulate"``, ``irfa_nwb_version``, ``seed`` and every
+        - ``images`` uint8, dims ``("stimulus_id", "y", "x", "channel")``, stimulus ids
+          ``0 .. n_stimuli - 1``, coord ``image_name``.
+        - ``attrs``: ``source = "irfa_nwb.simulate_recording"``, ``irfa_nwb_version``,
+          ``random_state`` and every
           parameter (str / int / float only).
 
         The true RF centre of an array is exactly the mean of its units' ``rf_x`` / ``rf_y``
@@ -140,9 +152,9 @@ def simulate(
 
     Examples
     --------
-    >>> ds = simulate(n_stimuli=200, n_test=10, n_repeats=5, image_size=32, seed=1)
+    >>> ds = simulate_recording(n_stimuli=200, n_test=10, n_repeats=5, image_size=32)
     >>> ds.responses.dims
-    ('presentation', 'unit')
+    ('stimulus_id', 'repeat', 'unit')
     """
     n_stimuli = _check_int("n_stimuli", n_stimuli, 1)
     n_test = _check_int("n_test", n_test, 0)
@@ -155,8 +167,10 @@ def simulate(
     arrays = dict(DEFAULT_ARRAYS if arrays is None else arrays)
     photos = tuple(PHOTOS if photos is None else photos)
 
+    seed = int(random_state)
     streams = simulation_streams(seed)
-    images = natural_patches(n_stimuli, image_size, rng=streams["images"], photos=photos)
+    images = natural_patches(n_stimuli, image_size, random_state=streams["images"],
+                             photos=photos)
     cortex = make_cortex(
         image_size=image_size,
         arrays=arrays,
@@ -164,7 +178,7 @@ def simulate(
         baseline_rate=baseline_rate,
         max_rate=max_rate,
         window=window,
-        rng=streams["cortex"],
+        random_state=streams["cortex"],
     )
 
     sched = streams["schedule"]
@@ -182,9 +196,9 @@ def simulate(
     counts = cortex.sample_counts(expected[shown], streams["noise"], noise=noise, fano=fano)
 
     attrs: dict[str, str | int | float] = {
-        "source": "irfa_nwb.simulate",
+        "source": SOURCE,
         "irfa_nwb_version": __version__,
-        "seed": int(seed),
+        "random_state": seed,
         "n_stimuli": n_stimuli,
         "n_test": n_test,
         "n_repeats": n_repeats,
@@ -203,37 +217,43 @@ def simulate(
     for area in ("V1", "V4", "IT"):
         attrs[f"n_arrays_{area}"] = int(arrays.get(area, 0))
 
-    rf_attrs = {
-        "units": "image_fraction",
-        "long_name": "true receptive field centre",
-    }
-    responses = xr.DataArray(
+    units = pd.DataFrame(
+        {
+            "unit_id": np.arange(cortex.n_units, dtype=np.int64),
+            "electrode_group": cortex.electrode_group.astype(str),
+            "area": cortex.area.astype(str),
+            "rf_x": cortex.rf_x.astype(np.float64),
+            "rf_y": cortex.rf_y.astype(np.float64),
+        }
+    )
+    ds = build_dataset(
         counts.astype(np.float32),
-        dims=("presentation", "unit"),
-        coords={
-            "stimulus_id": ("presentation", shown),
-            "start_time": ("presentation", start_time, {"units": "s"}),
-            "split": ("presentation", split.astype(str)),
-            "unit_id": ("unit", np.arange(cortex.n_units, dtype=np.int64)),
-            "electrode_group": ("unit", cortex.electrode_group.astype(str)),
-            "area": ("unit", cortex.area.astype(str)),
-            "rf_x": ("unit", cortex.rf_x.astype(np.float64), dict(rf_attrs)),
-            "rf_y": ("unit", cortex.rf_y.astype(np.float64), dict(rf_attrs)),
-        },
-        attrs=dict(attrs),
+        units,
+        shown,
+        start_time,
+        ImageSet(images, stimulus_names(n_stimuli), "irfa_nwb.simulation"),
+        attrs,
+        split=split,
     )
-    image_da = xr.DataArray(
-        images,
-        dims=("stimulus", "y", "x", "channel"),
-        coords={
-            "stimulus": ("stimulus", np.arange(n_stimuli, dtype=np.int64)),
-            "image_name": ("stimulus", stimulus_names(n_stimuli)),
-        },
-    )
-    ds = xr.Dataset({"responses": responses, "images": image_da}, attrs=attrs)
+    rf_attrs = {"units": "image_fraction", "long_name": "true receptive field centre"}
+    for name in ("rf_x", "rf_y"):
+        ds[name].attrs.update(rf_attrs)
     if return_cortex:
         return ds, cortex
     return ds
+
+
+def simulate(*args: Any, seed: int | None = None, **kwargs: Any):
+    """Deprecated alias of :func:`simulate_recording` (``seed`` is now ``random_state``)."""
+    warnings.warn(
+        "irfa_nwb.simulate is deprecated and will be removed in irfa-nwb 0.3; use "
+        "irfa_nwb.simulate_recording(..., random_state=...)",
+        FutureWarning,
+        stacklevel=2,
+    )
+    if seed is not None:
+        kwargs["random_state"] = seed
+    return simulate_recording(*args, **kwargs)
 
 
 def array_rf_centres(dataset: xr.Dataset | xr.DataArray) -> xr.Dataset:

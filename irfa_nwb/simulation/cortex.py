@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import InputError
 from .filters import EnergyBank, LinearStage, colour_planes
-from .images import natural_patches
+from .images import as_generator, natural_patches
 from .layout import AREAS, DEFAULT_ARRAYS, ArrayLayout, make_layout
 from .noise import modulated_poisson, sample_counts
 from .units import Inputs, ITUnits, UnitModel, V1Units, V4Units, robust_scale
@@ -340,8 +340,9 @@ def make_cortex(
     window: float = 0.2,
     fano_range: tuple[float, float] = (1.0, 1.5),
     shared_gain: float = 0.5,
+    random_state: int | np.random.Generator | None = 0,
     rng: np.random.Generator | None = None,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> VirtualCortex:
     """Build a random virtual cortex.
 
@@ -363,10 +364,10 @@ def make_cortex(
         Per-unit Fano factors over natural images are drawn uniformly from this range.
     shared_gain : float, default 0.5
         Fraction of each unit's trial-gain (log) variance shared by its array.
-    rng : numpy.random.Generator, optional
-        Source of randomness (default ``np.random.default_rng(seed)``).
-    seed : int, default 0
-        Seed used when ``rng`` is not given.
+    random_state : int, numpy.random.Generator or None, default 0
+        Seed, or the generator to draw from.
+    rng, seed : deprecated
+        Old names of ``random_state``.
 
     Returns
     -------
@@ -376,7 +377,7 @@ def make_cortex(
         arrays, units_per_array, image_size, baseline_rate, max_rate, window, fano_range,
         shared_gain,
     )
-    rng = np.random.default_rng(seed) if rng is None else rng
+    rng = as_generator(random_state, rng=rng, seed=seed)
     s = int(image_size)
     layout = make_layout(arrays, units_per_array, s, rng)
     models = {a: _MODELS[a].build(layout, s, rng) for a in AREAS if a in arrays}
@@ -388,7 +389,7 @@ def make_cortex(
         shared_gain=float(shared_gain),
         **_output_stage(layout.area.size, baseline_rate, max_rate, rng),
     )
-    reference = natural_patches(_N_REFERENCE, s, rng=rng)
+    reference = natural_patches(_N_REFERENCE, s, random_state=rng)
     _calibrate(cortex, reference)
     _calibrate_noise(cortex, reference, fano_range, rng)
     return cortex

@@ -8,8 +8,10 @@ pyramid level, optionally mirrored, so cutting thousands of patches costs almost
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -90,13 +92,27 @@ def _pyramid(image_size: int, photos: tuple[str, ...]) -> tuple[tuple[np.ndarray
     return tuple(out)
 
 
+def as_generator(
+    random_state: int | np.random.Generator | None, *, rng: Any = None, seed: Any = None
+) -> np.random.Generator:
+    """A NumPy generator from ``random_state`` (or the deprecated ``rng`` / ``seed``)."""
+    if rng is not None or seed is not None:
+        warnings.warn("rng= and seed= are deprecated; pass random_state= (a seed or a "
+                      "numpy Generator)", FutureWarning, stacklevel=3)
+        random_state = rng if rng is not None else seed
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    return np.random.default_rng(random_state)
+
+
 def natural_patches(
     n: int,
     image_size: int = 64,
     *,
-    rng: np.random.Generator | None = None,
-    seed: int = 0,
+    random_state: int | np.random.Generator | None = 0,
     photos: Sequence[str] | None = None,
+    rng: np.random.Generator | None = None,
+    seed: int | None = None,
 ) -> np.ndarray:
     """Cut ``n`` RGB patches out of the photographs bundled with scikit-image.
 
@@ -109,12 +125,12 @@ def natural_patches(
         Number of patches.
     image_size : int, default 64
         Side of the square patches in pixels.
-    rng : numpy.random.Generator, optional
-        Source of randomness; when omitted ``np.random.default_rng(seed)`` is used.
-    seed : int, default 0
-        Seed used when ``rng`` is not given.
+    random_state : int, numpy.random.Generator or None, default 0
+        Seed, or the generator to draw from.
     photos : sequence of str, optional
         Names of ``skimage.data`` photographs (default :data:`PHOTOS`).
+    rng, seed : deprecated
+        Old names of ``random_state``.
 
     Returns
     -------
@@ -125,7 +141,7 @@ def natural_patches(
         raise InputError(f"n must be >= 0, got {n}")
     if image_size < 8:
         raise InputError(f"image_size must be >= 8 pixels, got {image_size}")
-    rng = np.random.default_rng(seed) if rng is None else rng
+    rng = as_generator(random_state, rng=rng, seed=seed)
     names = tuple(PHOTOS if photos is None else photos)
     if not names:
         raise InputError("photos must name at least one photograph")

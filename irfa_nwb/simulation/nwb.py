@@ -9,7 +9,7 @@ Layout
 - ``intervals/presentations``: ``TimeIntervals`` with ``start_time``, ``stop_time`` (onset +
   window), ``image_index``, ``image_name`` and ``split`` (``"train"`` / ``"test"``).
 - ``electrodes``: one row per unit (id = ``unit_id``), ``location`` = area, ``group`` = the
-  array's ``ElectrodeGroup`` (named like the array, one ``Device`` per array), extra columns
+  array's ``ElectrodeGroup`` (named like the array), extra columns
   ``rf_x``, ``rf_y`` (true RF centre, image fractions, x from the left, y from the top).
 - responses, either
   ``"spikes"``: ``units`` (id = ``unit_id``, ``electrodes`` -> its electrode row,
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -32,12 +33,14 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .._atomic import write_nwb_atomic
 from .._version import __version__
+from ..data import stack_presentations
+from ..data.nwbfile import add_electrodes, images_container, new_nwbfile, write_nwbfile
 from ..errors import InputError
-from .core import FIRST_ONSET, onset_rate, simulate, simulation_streams
+from ..outputs import check_output_path
+from .core import FIRST_ONSET, SOURCE, onset_rate, simulate_recording, simulation_streams
 
-__all__ = ["simulate_nwb", "write_simulation_nwb"]
+__all__ = ["simulate_nwb", "write_simulated_recording", "write_simulation_nwb"]
 
 SESSION_START = datetime(2025, 1, 1, 9, 0, 0, tzinfo=timezone.utc)
 IMAGES_NAME = "natural_image_patches"
@@ -101,14 +104,14 @@ def write_simulation_nwb(
     mua_rate: float = 100.0,
     overwrite: bool = False,
 ) -> Path:
-    """Write a Dataset from :func:`~irfa_nwb.simulation.simulate` to an NWB file.
+    """Write a Dataset from :func:`~irfa_nwb.simulation.simulate_recording` to an NWB file.
 
     The file is written to a temporary file in the same folder, then moved into place.
 
     Parameters
     ----------
     dataset : xarray.Dataset
-        Output of :func:`~irfa_nwb.simulation.simulate`.
+        Output of :func:`~irfa_nwb.simulation.simulate_recording`.
     path : str or os.PathLike
         Destination ``.nwb`` file.
     responses : {"spikes", "mua"}, default "spikes"
@@ -126,28 +129,21 @@ def write_simulation_nwb(
     """
     from hdmf.backends.hdf5 import H5DataIO
     from hdmf.common import DynamicTableRegion, VectorData, VectorIndex
-    from pynwb import NWBFile
-    from pynwb.base import ImageReferences, Images
     from pynwb.ecephys import ElectricalSeries
     from pynwb.epoch import TimeIntervals
-    from pynwb.file import Subject
-    from pynwb.image import IndexSeries, RGBImage
+    from pynwb.image import IndexSeries
     from pynwb.misc import Units
 
     if responses not in ("spikes", "mua"):
         raise InputError(f'responses must be "spikes" or "mua", got {responses!r}')
-    if dataset.attrs.get("source") != "irfa_nwb.simulate":
-        raise InputError("dataset must come from irfa_nwb.simulate(...)")
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise InputError(f"{path} already exists; pass overwrite=True to replace it")
-    if not path.parent.is_dir():
-        raise InputError(f"folder {path.parent} does not exist")
+    if dataset.attrs.get("source") != SOURCE:
+        raise InputError("dataset must come from irfa_nwb.simulate_recording(...)")
+    path = check_output_path(path, overwrite=overwrite, what="NWB file")
 
     attrs = dict(dataset.attrs)
-    seed = int(attrs["seed"])
+    seed = int(attrs["random_state"])
     window, isi = float(attrs["window"]), float(attrs["isi"])
-    resp = dataset["responses"]
+    resp = stack_presentations(dataset)
     values = np.asarray(resp.values)
     onsets = np.asarray(resp["start_time"].values, dtype=np.float64)
     shown = np.asarray(resp["stimulus_id"].values, dtype=np.int64)
@@ -161,14 +157,14 @@ def write_simulation_nwb(
     rf_y = np.asarray(resp["rf_y"].values, dtype=np.float64)
 
     params = ", ".join(f"{k}={v}" for k, v in attrs.items() if k != "source")
-    identifier = str(uuid.uuid5(uuid.NAMESPACE_URL, f"irfa_nwb.simulate:{params}:{responses}"))
-    nwb = NWBFile(
+    nwb = new_nwbfile(
         session_description=(
             "Simulated recording of a virtual visual cortex (V1-, V4- and IT-like units on "
-            "multi-electrode arrays) viewing natural image patches, made by irfa_nwb.simulate "
-            f"(irfa-nwb {__version__}) as ground truth for IRFA image reconstruction."
+            "multi-electrode arrays) viewing natural image patches, made by "
+            f"irfa_nwb.simulate_recording (irfa-nwb {__version__}) as ground truth for IRFA "
+            "image reconstruction."
         ),
-        identifier=identifier,
+        identifier=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{SOURCE}:{params}:{responses}")),
         session_start_time=SESSION_START,
         session_id=f"simulation-seed-{seed}",
         experimenter=["Simulator, Irfa-Nwb"],
@@ -177,30 +173,27 @@ def write_simulation_nwb(
         experiment_description=f"Parameters: {params}.",
         keywords=["simulation", "ground truth", "natural images", "V1", "V4", "IT", "IRFA"],
         related_publications=[IRFA_DOI],
-        source_script=f"irfa_nwb.simulate (irfa-nwb {__version__})",
+        source_script=f"irfa_nwb.simulate_recording (irfa-nwb {__version__})",
         source_script_file_name="irfa_nwb/simulation/nwb.py",
-    )
-    nwb.subject = Subject(
-        subject_id=f"virtual-macaque-{seed}",
-        species="Macaca mulatta",
-        sex="M",
-        age="P6Y",
-        description="Virtual subject: a simulated visual cortex (no animal was used).",
+        subject={
+            "subject_id": f"virtual-macaque-{seed}",
+            "species": "Macaca mulatta",
+            "sex": "M",
+            "age": "P6Y",
+            "description": "Virtual subject: a simulated visual cortex (no animal was used).",
+        },
     )
 
     # stimuli --------------------------------------------------------------------------
-    rgb = [
-        RGBImage(name=str(nm), data=images[i], description=f"simulated stimulus {i}")
-        for i, nm in enumerate(names)
-    ]
-    container = Images(
-        name=IMAGES_NAME,
-        images=rgb,
+    container = images_container(
+        IMAGES_NAME,
+        images,
+        names=list(names),
+        descriptions=[f"simulated stimulus {i}" for i in range(len(names))],
         description=(
             "Natural image patches cut from photographs bundled with scikit-image, in stimulus "
             "id order (RGB, uint8)."
         ),
-        order_of_images=ImageReferences(name="order_of_images", data=rgb),
     )
     nwb.add_stimulus_template(container)
     nwb.add_stimulus(
@@ -234,38 +227,26 @@ def write_simulation_nwb(
     nwb.add_time_intervals(table)
 
     # arrays and electrodes ------------------------------------------------------------
-    ordered_groups = list(dict.fromkeys(groups.tolist()))
-    egroups = {}
-    for g in ordered_groups:
-        sel = groups == g
-        device = nwb.create_device(
-            name=f"{g}_array",
-            description=f"Virtual {int(sel.sum())}-channel array (simulated)",
-            manufacturer="irfa-nwb simulator",
-        )
-        egroups[g] = nwb.create_electrode_group(
-            name=g,
-            description=(
-                f"Simulated {areas[sel][0]} array; true RF centre (image fraction) "
-                f"x={rf_x[sel].mean():.4f}, y={rf_y[sel].mean():.4f} (mean of its units)"
-            ),
-            location=str(areas[sel][0]),
-            device=device,
-        )
-    nwb.add_electrode_column(
-        "rf_x", "true receptive field centre, fraction of image width from the left"
+    egroups = add_electrodes(
+        nwb,
+        ids=unit_ids,
+        groups=groups,
+        areas=areas,
+        device_name="virtual_arrays",
+        device_description="Virtual multi-electrode arrays simulated by irfa-nwb",
+        group_descriptions={
+            g: (
+                f"Simulated {areas[groups == g][0]} array; true RF centre (image fraction) "
+                f"x={rf_x[groups == g].mean():.4f}, y={rf_y[groups == g].mean():.4f} "
+                "(mean of its units)"
+            )
+            for g in dict.fromkeys(groups.tolist())
+        },
+        columns={
+            "rf_x": (rf_x, "true receptive field centre, fraction of image width from the left"),
+            "rf_y": (rf_y, "true receptive field centre, fraction of image height from the top"),
+        },
     )
-    nwb.add_electrode_column(
-        "rf_y", "true receptive field centre, fraction of image height from the top"
-    )
-    for u in range(unit_ids.size):
-        nwb.add_electrode(
-            id=int(unit_ids[u]),
-            group=egroups[groups[u]],
-            location=str(areas[u]),
-            rf_x=float(rf_x[u]),
-            rf_y=float(rf_y[u]),
-        )
 
     # responses ------------------------------------------------------------------------
     if responses == "spikes":
@@ -333,10 +314,10 @@ def write_simulation_nwb(
             )
         )
 
-    return write_nwb_atomic(nwb, path)
+    return write_nwbfile(nwb, path, overwrite=overwrite)
 
 
-def simulate_nwb(
+def write_simulated_recording(
     path: str | os.PathLike,
     *,
     responses: str = "spikes",
@@ -344,7 +325,7 @@ def simulate_nwb(
     overwrite: bool = False,
     **simulate_kwargs: Any,
 ) -> Path:
-    """Simulate a data set and write it as a best-practice NWB file.
+    """Simulate a recording and write it as a best-practice NWB file.
 
     Parameters
     ----------
@@ -357,19 +338,33 @@ def simulate_nwb(
     overwrite : bool, default False
         Replace an existing file.
     **simulate_kwargs
-        Passed to :func:`~irfa_nwb.simulation.simulate` (``n_stimuli``, ``seed``...).
+        Passed to :func:`~irfa_nwb.simulation.simulate_recording` (``n_stimuli``,
+        ``random_state``...).
 
     Returns
     -------
     pathlib.Path
-        The written file; ``irfa_nwb.load_dataset(path)`` gives back ``simulate(**kwargs)``.
+        The written file; ``irfa_nwb.load_dataset(path)`` gives back
+        ``simulate_recording(**simulate_kwargs)``.
     """
     simulate_kwargs.pop("return_cortex", None)
     if responses not in ("spikes", "mua"):
         raise InputError(f'responses must be "spikes" or "mua", got {responses!r}')
-    if Path(path).exists() and not overwrite:
-        raise InputError(f"{path} already exists; pass overwrite=True to replace it")
-    ds = simulate(**simulate_kwargs)
+    check_output_path(path, overwrite=overwrite, what="NWB file")
+    ds = simulate_recording(**simulate_kwargs)
     return write_simulation_nwb(
         ds, path, responses=responses, mua_rate=mua_rate, overwrite=overwrite
     )
+
+
+def simulate_nwb(path: str | os.PathLike, *, seed: int | None = None, **kwargs: Any) -> Path:
+    """Deprecated alias of :func:`write_simulated_recording` (``seed`` is ``random_state``)."""
+    warnings.warn(
+        "irfa_nwb.simulate_nwb is deprecated and will be removed in irfa-nwb 0.3; use "
+        "irfa_nwb.write_simulated_recording(path, ..., random_state=...)",
+        FutureWarning,
+        stacklevel=2,
+    )
+    if seed is not None:
+        kwargs["random_state"] = seed
+    return write_simulated_recording(path, **kwargs)

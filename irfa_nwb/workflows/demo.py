@@ -7,13 +7,15 @@ inverse receptive fields land where the arrays' receptive fields really are.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+logger = logging.getLogger("irfa_nwb.workflows")
 
 #: a CPU-sized configuration (the published one is image_size=64, width=64, 100 epochs). Tuned
 #: on this data (2-core CPU, about 5 minutes of fitting):
@@ -24,13 +26,13 @@ import numpy as np
 #:   global code first), leaving the IRFs diffuse and their peaks at chance distance;
 #: - no adversarial term: without the perceptual loss, a discriminator trained every batch cost
 #:   ~40 % more time and lowered pixel r / identification in short runs.
-DEMO_SIMULATION = dict(n_stimuli=2400, n_test=60, n_repeats=10, image_size=32, seed=0)
+DEMO_SIMULATION = dict(n_stimuli=2400, n_test=60, n_repeats=10, image_size=32, random_state=0)
 DEMO_MODEL = dict(
     image_size=32,
     channels=32,
     kernel_size=4,
     width=32,
-    epochs=30,
+    max_iter=30,
     batch_size=16,
     lr=5e-4,
     attention_lr=5e-3,
@@ -188,36 +190,39 @@ def run_demo(
     model: dict | None = None,
     perceptual: str = "auto",
     verbose: int = 1,
-    log: Callable[[str], None] = print,
 ) -> DemoResult:
     """Run the whole pipeline on simulated data and return what it produced.
+
+    Progress goes to the ``irfa_nwb.workflows`` logger (the command line shows it).
 
     Parameters
     ----------
     output_dir : path
         Where the NWB files, the saved model and the figures go (created).
     simulation : dict, optional
-        Overrides of :data:`DEMO_SIMULATION` (passed to :func:`irfa_nwb.simulate_nwb`).
+        Overrides of :data:`DEMO_SIMULATION` (passed to
+        :func:`irfa_nwb.write_simulated_recording`).
     model : dict, optional
         Overrides of :data:`DEMO_MODEL` (passed to :class:`irfa_nwb.IRFA`).
     perceptual : {"auto", "on", "off"}
         Train with the VGG19 perceptual loss: "auto" when its pretrained weights are cached and
         a GPU is present (see :func:`_perceptual_choice`).
     verbose : int
-        0: quiet; 1: steps and a progress bar.
-    log : callable
-        Receives one line per step.
+        0: no progress bar; 1: a progress bar while fitting.
     """
-    from .. import IRFA, load_dataset, simulate_nwb, to_training_pair, train_test_split
-    from ..analysis.figures import write_report
-    from ..analysis.metrics import reconstruction_metrics
-    from ..baseline import RidgeReconstruction
-    from ..estimator._inputs import as_images
-    from ..estimator.irfa import resize_images
-    from ..results import write_results
+    from .. import (
+        IRFA,
+        RidgeReconstruction,
+        average_repeats,
+        evaluate,
+        load_dataset,
+        split_stimuli,
+        write_results,
+        write_simulated_recording,
+    )
     from ..simulation import array_rf_centres
+    from .report import write_report
 
-    say = log if verbose else (lambda _msg: None)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     sim = {**DEMO_SIMULATION, **(simulation or {})}
@@ -230,64 +235,63 @@ def run_demo(
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    nwb_path = simulate_nwb(out / "simulated_session.nwb", overwrite=True, **sim)
-    say(f"[1/5] simulated {sim['n_stimuli']} stimuli on V1/V4/IT arrays -> {nwb_path}")
+    nwb_path = write_simulated_recording(out / "simulated_session.nwb", overwrite=True, **sim)
+    logger.info("[1/5] simulated %d stimuli on V1/V4/IT arrays -> %s", sim["n_stimuli"],
+                nwb_path)
     dataset = load_dataset(nwb_path)
-    train, test = train_test_split(dataset)
-    X_train, y_train = to_training_pair(train)
-    X_test, y_test = to_training_pair(test)
-    say(
-        f"[2/5] loaded it back: {dataset.sizes['presentation']} presentations x "
-        f"{dataset.sizes['unit']} units; {X_train.sizes['stimulus']} training and "
-        f"{X_test.sizes['stimulus']} held-out stimuli"
+    train, test = split_stimuli(dataset)
+    train, test = average_repeats(train), average_repeats(test)
+    logger.info(
+        "[2/5] loaded it back: %d stimuli x %d units; %d training and %d held-out stimuli",
+        dataset.sizes["stimulus_id"], dataset.sizes["unit"], train.sizes["stimulus_id"],
+        test.sizes["stimulus_id"],
     )
     timings["data"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    say(
-        f"[3/5] fitting IRFA ({'with' if use_perceptual else 'without'} the VGG19 perceptual "
-        f"loss: {perceptual_note})"
+    logger.info(
+        "[3/5] fitting IRFA (%s the VGG19 perceptual loss: %s)",
+        "with" if use_perceptual else "without", perceptual_note,
     )
-    estimator = IRFA(verbose=verbose, **params).fit(X_train, y_train)
-    model_path = out / "irfa_model.safetensors"
-    estimator.save(model_path)
+    estimator = IRFA(verbose=verbose, **params).fit(train["responses"], train["images"])
+    model_path = estimator.save(out / "irfa_model.safetensors", overwrite=True)
     timings["fit"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    size = estimator.image_size_
-    ridge = RidgeReconstruction().fit(X_train, resize_images(as_images(y_train)[0], size))
-    targets = resize_images(as_images(y_test)[0], size)
-    metrics = {}
-    for name, predictor in (("IRFA", estimator), ("ridge", ridge)):
-        recon = np.asarray(predictor.predict(X_test), dtype=np.float32)
-        m = reconstruction_metrics(targets, recon)
-        metrics[name] = {
-            "pixel_r": m.attrs["mean_pixel_r"],
-            "ssim": m.attrs["mean_ssim"],
-            "identification": m.attrs["identification_accuracy"],
-            "identification_2way": m.attrs["identification_accuracy_2way"],
-            "n_test": float(len(recon)),
+    ridge = RidgeReconstruction(image_size=estimator.image_size_).fit(
+        train["responses"], train["images"]
+    )
+    evaluations = {"IRFA": evaluate(estimator, test), "ridge": evaluate(ridge, test)}
+    metrics = {
+        name: {
+            "pixel_r": ev.attrs["mean_pixel_r"],
+            "ssim": ev.attrs["mean_ssim"],
+            "identification": ev.attrs["identification_accuracy"],
+            "identification_2way": ev.attrs["identification_accuracy_2way"],
+            "n_test": float(ev.sizes["stimulus_id"]),
         }
-    spatial = estimator.spatial_fields(X_test)
+        for name, ev in evaluations.items()
+    }
     distances = rf_localisation(
-        spatial_irf_peaks(spatial, estimator.heads_, border=estimator.kernel_size - 1),
+        spatial_irf_peaks(evaluations["IRFA"]["spatial_irf"].values[None], estimator.heads_,
+                          border=estimator.kernel_size - 1),
         array_rf_centres(dataset),
     )
-    say("[4/5] evaluated IRFA and the ridge baseline on the held-out stimuli")
+    logger.info("[4/5] evaluated IRFA and the ridge baseline on the held-out stimuli")
     timings["evaluate"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    results_path = write_results(
-        out / "irfa_results.nwb", estimator, test, source=nwb_path, X=X_test, overwrite=True
-    )
+    results_path = write_results(out / "irfa_results.nwb", evaluations["IRFA"],
+                                 source=nwb_path, overwrite=True)
     figures = write_report(results_path, out / "figures")
-    say(f"[5/5] wrote {results_path} and {len(figures)} report files to {out / 'figures'}")
+    logger.info("[5/5] wrote %s and %d report files to %s", results_path, len(figures),
+                out / "figures")
     timings["results"] = time.perf_counter() - t0
     return DemoResult(
         output_dir=out,
         nwb_path=Path(nwb_path),
         results_path=Path(results_path),
-        model_path=model_path,
+        model_path=Path(model_path),
         figures=list(figures),
         metrics=metrics,
         rf_distances=distances,

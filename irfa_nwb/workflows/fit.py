@@ -1,10 +1,32 @@
-"""Fit IRFA on an NWB file (local or DANDI) and write the results next to it."""
+"""Fit on an NWB file and write the results; predict with a saved model (used by the CLI)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ..outputs import check_output_path
+
+logger = logging.getLogger("irfa_nwb.workflows")
+
+__all__ = ["FitOutcome", "fit_nwb", "predict_nwb"]
+
+
+@dataclass
+class FitOutcome:
+    """What :func:`fit_nwb` produced."""
+
+    estimator: Any
+    results_path: Path | None
+    model_path: Path
+    interrupted: bool = False
+
+
+def _default_model_path(output: str | Path) -> Path:
+    return Path(output).with_suffix(".safetensors")
 
 
 def fit_nwb(
@@ -16,11 +38,16 @@ def fit_nwb(
     model_kwargs: Mapping[str, Any] | None = None,
     test_size: float = 0.1,
     min_reliability: float | None = None,
-    seed: int = 0,
+    train_on: str = "averages",
+    random_state: int | None = 0,
     overwrite: bool = False,
-    log: Callable[[str], None] = print,
-):
-    """Load a data set, fit IRFA on the training stimuli and write a results NWB file.
+) -> FitOutcome:
+    """Load a data set, fit IRFA on its training stimuli and write a results NWB file.
+
+    Both output paths are checked before anything is loaded or trained (writable folder, no
+    unwanted overwrite), so a finished fit is never lost at the end. When the fit is
+    interrupted (Ctrl-C), the model of the last finished epoch is saved to ``model_path`` and
+    no results file is written.
 
     Parameters
     ----------
@@ -38,44 +65,95 @@ def fit_nwb(
         Fraction of stimuli held out when the data set has no designated test split.
     min_reliability : float, optional
         Keep only units whose split-half reliability exceeds this (needs repeats).
-    seed : int
+    train_on : {"averages", "presentations"}
+        Fit on the repeat-averaged responses of each training stimulus (default), or on every
+        single presentation.
+    random_state : int or None
         Seed of the split.
     overwrite : bool
         Replace existing output files.
 
     Returns
     -------
-    (IRFA, pathlib.Path, pathlib.Path)
-        The fitted estimator, the results file and the saved model.
+    FitOutcome
     """
-    from .. import (
-        IRFA,
-        load_dataset,
-        select_units,
-        to_training_pair,
-        train_test_split,
-        write_results,
-    )
+    from .. import IRFA, average_repeats, evaluate, load_dataset, select_units, split_stimuli
+    from ..results import write_results
 
-    output = Path(output)
-    model_path = Path(model_path) if model_path else output.with_suffix(".safetensors")
-    for path in (output, model_path):
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+    if train_on not in ("averages", "presentations"):
+        raise ValueError(f"train_on must be 'averages' or 'presentations'; got {train_on!r}")
+    output = check_output_path(output, overwrite=overwrite, what="results file")
+    model_path = check_output_path(model_path or _default_model_path(output),
+                                   overwrite=overwrite, what="model file")
     dataset = load_dataset(source, **dict(load_kwargs or {}))
-    log(
-        f"loaded {dataset.sizes['presentation']} presentations x {dataset.sizes['unit']} units, "
-        f"{dataset.sizes.get('stimulus', 0)} images"
-    )
+    logger.info("loaded %d stimuli x %d units", dataset.sizes["stimulus_id"],
+                dataset.sizes["unit"])
     if min_reliability is not None:
         dataset = select_units(dataset, min_reliability=min_reliability)
-        log(f"kept {dataset.sizes['unit']} units with reliability > {min_reliability}")
-    train, test = train_test_split(dataset, test_size=test_size, seed=seed)
-    X_train, y_train = to_training_pair(train)
-    X_test, _ = to_training_pair(test)
-    log(f"fitting on {X_train.sizes['stimulus']} stimuli, testing on {X_test.sizes['stimulus']}")
-    estimator = IRFA(**dict(model_kwargs or {})).fit(X_train, y_train)
-    estimator.save(model_path)
-    results = write_results(output, estimator, test, source=source, X=X_test, overwrite=overwrite)
-    log(f"wrote {results} and {model_path}")
-    return estimator, Path(results), model_path
+        logger.info("kept %d units with reliability > %s", dataset.sizes["unit"],
+                    min_reliability)
+    train, test = split_stimuli(dataset, test_size=test_size, random_state=random_state)
+    if train_on == "averages":
+        train = average_repeats(train)
+    logger.info("fitting on %d stimuli, holding out %d", train.sizes["stimulus_id"],
+                test.sizes["stimulus_id"])
+    estimator = IRFA(**dict(model_kwargs or {})).fit(train["responses"], train["images"])
+    estimator.save(model_path, overwrite=overwrite)
+    if estimator.interrupted_:
+        logger.warning("fit interrupted: %s holds the model after epoch %d of %d", model_path,
+                       estimator.n_iter_, estimator.max_iter)
+        return FitOutcome(estimator, None, model_path, interrupted=True)
+    results = evaluate(estimator, test)
+    path = write_results(output, results, source=source, overwrite=overwrite)
+    logger.info("wrote %s and %s", path, model_path)
+    return FitOutcome(estimator, Path(path), model_path)
+
+
+def predict_nwb(
+    model: Any,
+    source: Any,
+    output: str | Path,
+    *,
+    load_kwargs: Mapping[str, Any] | None = None,
+    check_responses: bool = True,
+    overwrite: bool = False,
+) -> Path:
+    """Reconstruct the stimuli of an NWB file with a saved model and write a results file.
+
+    The responses are loaded with the window(s) and time bins the model was fitted on unless
+    ``load_kwargs`` says otherwise, and must be of the same kind (spike counts, MUA...)
+    unless ``check_responses=False``. The results record the model file and its checksum and
+    mark the stimuli the model was trained on (``stimulus_role``).
+
+    Parameters
+    ----------
+    model : path or IRFA
+        A saved model (:meth:`IRFA.save`) or a fitted estimator.
+    source : path, DANDI address or URL
+    output : path
+        Results NWB file to write.
+    load_kwargs : mapping, optional
+        Passed to :func:`irfa_nwb.load_dataset`.
+    check_responses : bool
+        Refuse responses of another kind / window / unit than the model's.
+    overwrite : bool
+        Replace an existing results file.
+    """
+    from .. import evaluate, load_dataset, load_model
+    from ..results import write_results
+
+    output = check_output_path(output, overwrite=overwrite, what="results file")
+    estimator = load_model(model) if isinstance(model, str | Path) else model
+    kwargs = dict(load_kwargs or {})
+    fitted = getattr(estimator, "response_attrs_", None) or {}
+    if "window" in fitted and "window" not in kwargs and "windows" not in kwargs:
+        kwargs["window"] = tuple(fitted["window"])
+    if "bins" in fitted and "bins" not in kwargs:
+        kwargs["bins"] = fitted["bins"]
+    if "latency" in fitted and "latency" not in kwargs:
+        kwargs["latency"] = fitted["latency"]
+    dataset = load_dataset(source, **kwargs)
+    results = evaluate(estimator, dataset, check_responses=check_responses)
+    path = write_results(output, results, source=source, overwrite=overwrite)
+    logger.info("wrote %s", path)
+    return Path(path)
