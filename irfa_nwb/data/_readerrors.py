@@ -193,3 +193,51 @@ def as_read_error(
             return None  # a lookup of a name that is not in the file: not a read failure
         return named_read_error(source, err, during=during)
     return None
+
+
+def read_nwb_tree(io: Any, h5: Any, source: str) -> Any:
+    """``io.read()``, but an object that hdmf skips because it cannot open it is an error.
+
+    hdmf reads past a member it cannot open with only a ``BrokenLinkWarning`` ("Path to Group
+    altered/broken at /units") and builds the file without it, so a damaged object header would
+    surface later as a misleading "this file has no units table". A soft or external link whose
+    target is missing stays a warning (a legitimate, if unusual, file); a hard link that cannot be
+    opened is damage and raises :class:`NWBReadError` naming the object.
+    """
+    import posixpath
+    import warnings
+
+    import h5py
+
+    try:
+        from hdmf.backends.warnings import BrokenLinkWarning
+    except ImportError:  # pragma: no cover - older hdmf
+        from hdmf.backends.hdf5.h5tools import BrokenLinkWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", BrokenLinkWarning)
+        nwbfile = io.read()
+    prefix = "Path to Group altered/broken at "
+    for warning in caught:
+        text = str(warning.message)
+        if issubclass(warning.category, BrokenLinkWarning) and text.startswith(prefix):
+            path = text[len(prefix) :]
+            parent, name = posixpath.split(path)
+            try:
+                link = h5[parent or "/"].get(name, getlink=True)
+            except Exception as err:  # noqa: BLE001 - the parent itself is unreadable
+                raise named_read_error(
+                    source, err, during="opening the file", h5path=path
+                ) from err
+            if isinstance(link, h5py.HardLink):
+                try:
+                    h5[path]
+                except Exception as err:  # noqa: BLE001 - the reason the object was skipped
+                    raise named_read_error(
+                        source, err, during="opening the file", h5path=path
+                    ) from err
+        warnings.warn_explicit(
+            warning.message, warning.category, warning.filename, warning.lineno,
+            source=warning.source,
+        )
+    return nwbfile

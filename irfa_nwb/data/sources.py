@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from ..errors import InputError
-from ._readerrors import as_read_error
+from ._readerrors import as_read_error, read_nwb_tree
 from ._remote import RetryPolicy, open_remote_file
 
 __all__ = ["DandiAddress", "open_nwb", "parse_dandi_address", "resolve_dandi_url"]
@@ -197,10 +197,10 @@ def _open_file(
         fileobj = open_remote_file(source, backend=backend, cache_dir=cache_dir, policy=policy)
         stack.callback(fileobj.close)
         h5 = stack.enter_context(h5py.File(fileobj, "r"))
-        io = stack.enter_context(NWBHDF5IO(file=h5, mode="r", load_namespaces=True))
     else:
-        io = stack.enter_context(NWBHDF5IO(source, mode="r", load_namespaces=True))
-    return io.read()
+        h5 = stack.enter_context(h5py.File(source, "r"))
+    io = stack.enter_context(NWBHDF5IO(file=h5, mode="r", load_namespaces=True))
+    return read_nwb_tree(io, h5, source)
 
 
 @contextlib.contextmanager
