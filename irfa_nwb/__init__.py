@@ -28,6 +28,7 @@ _LAZY = {
     "load_model": "irfa_nwb.estimator",
     "load_dataset": "irfa_nwb.data",
     "open_nwb": "irfa_nwb.data",
+    "verify_nwb": "irfa_nwb.data",
     "list_stimulus_tables": "irfa_nwb.data",
     "average_repeats": "irfa_nwb.data",
     "split_half_reliability": "irfa_nwb.data",

@@ -238,3 +238,19 @@ def test_real_file_truncated_is_clear(tmp_path):
             pass
     assert str(copy.resolve()) in str(info.value)
     assert np.asarray(verify_nwb(copy).opened) == np.False_
+
+
+def test_read_error_messages_are_short_and_specific():
+    from irfa_nwb.data._readerrors import named_read_error
+
+    denied = OSError(
+        "Unable to synchronously open file (unable to open file: name = 'x.nwb', errno = 13, "
+        "error message = 'Permission denied', flags = 0, o_flags = 0)"
+    )
+    err = named_read_error("/data/x.nwb", denied, during="opening the file")
+    assert "no permission to read the file" in str(err) and "permissions" in str(err)
+    assert ADVICE not in str(err)
+    huge = RuntimeError("bad B-tree signature " + "x" * 5000)
+    err = named_read_error("/data/x.nwb", huge)
+    assert "damaged HDF5 structure" in str(err) and ADVICE in str(err)
+    assert len(str(err)) < 1000

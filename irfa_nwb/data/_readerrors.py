@@ -26,6 +26,7 @@ ADVICE = (
 
 # HDF5 library messages -> what they mean for a user (first match wins)
 _REASONS = (
+    ("permission denied", "no permission to read the file"),
     ("file signature not found", "not an HDF5 file (no HDF5 signature; is it an NWB file?)"),
     ("truncated file", "the file is shorter than its HDF5 header says (truncated)"),
     ("can't decompress", "compressed data are damaged"),
@@ -151,8 +152,14 @@ def named_read_error(
     """Build the :class:`NWBReadError` for ``err`` raised while ``during`` ``source``."""
     path = h5path or h5path_of(err)
     where = f", HDF5 object {path!r}" if path else ""
+    detail = describe(err)
+    advice = (
+        "Check the file's permissions (and those of its folder)."
+        if "permission denied" in detail.lower()
+        else ADVICE
+    )
     return NWBReadError(
-        f"cannot read {source}{where}: {during} failed: {describe(err)}. {ADVICE}",
+        f"cannot read {source}{where}: {during} failed: {detail}. {advice}",
         source=source,
         h5path=path,
     )
