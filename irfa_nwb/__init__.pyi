@@ -10,6 +10,7 @@ from .data import select_units as select_units
 from .data import split_half_reliability as split_half_reliability
 from .data import split_stimuli as split_stimuli
 from .data import stack_presentations as stack_presentations
+from .data import verify_nwb as verify_nwb
 from .data import zscore_sessions as zscore_sessions
 from .estimator import IRFA as IRFA
 from .estimator import RidgeReconstruction as RidgeReconstruction

@@ -11,6 +11,7 @@ Modules, one job each:
 - :mod:`.loader`      :func:`load_dataset`, the one call from a file to a Dataset
 - :mod:`.repeats`     repeats, reliability, unit selection, z-scoring, stimulus splits
 - :mod:`.tvsd`        THINGS Ventral Stream Spiking Dataset reader and NWB converter
+- :mod:`.verify`      read every byte a reader may need and report damage (:func:`verify_nwb`)
 
 Heavy or optional packages (pynwb, h5py, dandi, remfile, spikeinterface) are imported inside
 the functions that need them.
@@ -43,6 +44,8 @@ _EXPORTS = {
     "TVSD_ARRAY_AREAS_N": ".tvsd",
     "mua_envelope": ".mua",
     "ALLEN_QUALITY": ".units",
+    "verify_nwb": ".verify",
+    "VerifyReport": ".verify",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import NWBLayoutError
+from ..errors import NWBLayoutError, NWBReadError
 
 
 def colnames(table: Any) -> tuple[str, ...]:
@@ -76,6 +76,14 @@ def read_ragged(table: Any, name: str) -> tuple[Any, np.ndarray]:
         raise NWBLayoutError(f"column {name!r} of table {table.name!r} is not ragged")
     ends = np.asarray(col.data[:], dtype=np.int64)
     target = col.target
+    n_values = len(target.data)
+    if ends.size and (ends[0] < 0 or ends[-1] > n_values or np.any(np.diff(ends) < 0)):
+        raise NWBReadError(
+            f"the index of the ragged column {name!r} of table {table.name!r} does not fit its "
+            f"{n_values} values (offsets must rise from 0 to at most {n_values}; they run from "
+            f"{ends.min()} to {ends.max()}{', not in order' if np.any(np.diff(ends) < 0) else ''})",
+            h5path=getattr(col.data, "name", None),
+        )
     return target.data, ends
 
 

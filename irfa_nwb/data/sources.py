@@ -3,7 +3,9 @@
 :func:`open_nwb` is a context manager that hides whether a file is local or streamed. Local
 files are always opened read-only (``mode="r"``). Remote files are streamed with ``remfile``
 (byte-range requests with retries, optional on-disk chunk cache) or, on request, with
-``fsspec`` (optionally wrapped in a local file cache).
+``fsspec`` (optionally wrapped in a local file cache). Failed requests are retried a bounded
+number of times with capped backoff and a timeout (see :mod:`._remote`); HDF5 / NWB read
+failures become :class:`~irfa_nwb.errors.NWBReadError` naming the file (see :mod:`._readerrors`).
 
 DANDI addresses:
 
@@ -21,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,8 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from ..errors import InputError
+from ._readerrors import as_read_error, read_nwb_tree
+from ._remote import RetryPolicy, open_remote_file
 
 __all__ = ["DandiAddress", "open_nwb", "parse_dandi_address", "resolve_dandi_url"]
 
@@ -42,7 +45,6 @@ _ASSET_URL_RE = re.compile(
 _WEB_URL_RE = re.compile(
     r"^https?://(?:www\.)?dandiarchive\.org/dandiset/(?P<id>\d{6})(?:/(?P<version>[^/?#]+))?/files"
 )
-_TRANSIENT = (OSError, ConnectionError, TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -165,57 +167,66 @@ def resolve_dandi_url(
     return url, provenance
 
 
-def _retry(func: Any, retries: int, what: str) -> Any:
-    delay = 0.5
-    for attempt in range(retries + 1):
-        try:
-            return func()
-        except _TRANSIENT as err:
-            if attempt == retries:
-                raise OSError(f"{what} failed after {retries + 1} tries: {err}") from err
-            time.sleep(delay)
-            delay *= 2
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
 @contextlib.contextmanager
-def _open_remote(
-    url: str, *, backend: str, cache_dir: str | os.PathLike | None, retries: int
-) -> Iterator[Any]:
+def _read_errors(source: str, stack: contextlib.ExitStack) -> Iterator[None]:
+    """Opening phase: any failure of the libraries is a failure to read ``source``."""
+    try:
+        yield
+    except Exception as err:
+        stack.close()
+        translated = as_read_error(err, source, opening=True)
+        if translated is not None:
+            raise translated from err
+        raise
+
+
+def _open_file(
+    source: str,
+    stack: contextlib.ExitStack,
+    *,
+    remote: bool,
+    backend: str,
+    cache_dir: str | os.PathLike | None,
+    policy: RetryPolicy,
+) -> Any:
+    """Open a local path or a URL read-only and build its NWB tree (closed by ``stack``)."""
     import h5py
     from pynwb import NWBHDF5IO
 
+    if remote:
+        fileobj = open_remote_file(source, backend=backend, cache_dir=cache_dir, policy=policy)
+        stack.callback(fileobj.close)
+        h5 = stack.enter_context(h5py.File(fileobj, "r"))
+    else:
+        h5 = stack.enter_context(h5py.File(source, "r"))
+    io = stack.enter_context(NWBHDF5IO(file=h5, mode="r", load_namespaces=True))
+    return read_nwb_tree(io, h5, source)
+
+
+@contextlib.contextmanager
+def _opened(
+    source: str,
+    *,
+    remote: bool,
+    backend: str,
+    cache_dir: str | os.PathLike | None,
+    policy: RetryPolicy,
+) -> Iterator[Any]:
+    """Yield the NWB file at ``source``; HDF5 / NWB read failures become ``NWBReadError``."""
+    if backend not in ("remfile", "fsspec"):
+        raise InputError(f"backend must be 'remfile' or 'fsspec', not {backend!r}")
     with contextlib.ExitStack() as stack:
-        if backend == "remfile":
-            import remfile
-
-            disk_cache = None
-            if cache_dir is not None:
-                Path(cache_dir).mkdir(parents=True, exist_ok=True)
-                disk_cache = remfile.DiskCache(str(cache_dir))
-            fileobj = _retry(
-                lambda: remfile.File(url, disk_cache=disk_cache), retries, f"opening {url}"
+        with _read_errors(source, stack):
+            nwb = _open_file(
+                source, stack, remote=remote, backend=backend, cache_dir=cache_dir, policy=policy
             )
-            stack.callback(fileobj.close)
-        elif backend == "fsspec":
-            import fsspec
-
-            if cache_dir is not None:
-                fs = fsspec.filesystem(
-                    "filecache",
-                    target_protocol=urlparse(url).scheme or "file",
-                    cache_storage=str(cache_dir),
-                )
-            else:
-                fs = fsspec.filesystem(urlparse(url).scheme or "file")
-            fileobj = _retry(lambda: fs.open(url, "rb"), retries, f"opening {url}")
-            stack.enter_context(fileobj)
-        else:
-            raise InputError(f"backend must be 'remfile' or 'fsspec', not {backend!r}")
-        h5 = _retry(lambda: h5py.File(fileobj, "r"), retries, f"reading {url}")
-        stack.enter_context(h5)
-        io = stack.enter_context(NWBHDF5IO(file=h5, mode="r", load_namespaces=True))
-        yield _retry(io.read, retries, f"reading the NWB tree of {url}")
+        try:
+            yield nwb
+        except Exception as err:
+            translated = as_read_error(err, source, opening=False)
+            if translated is not None:
+                raise translated from err
+            raise
 
 
 @contextlib.contextmanager
@@ -225,16 +236,24 @@ def _open_with_provenance(
     backend: str = "remfile",
     cache_dir: str | os.PathLike | None = None,
     retries: int = 3,
+    retry_delay: float = 0.5,
+    timeout: float = 30.0,
     api_url: str | None = None,
 ) -> Iterator[tuple[Any, dict[str, Any]]]:
     """Like :func:`open_nwb` but also yield a provenance dict (str/int values only)."""
-    from pynwb import NWBHDF5IO, NWBFile
+    from pynwb import NWBFile
 
     if isinstance(source, NWBFile):
         prov: dict[str, Any] = {
             "source": _path_of(source) or f"<in-memory NWBFile {source.identifier}>"
         }
-        yield source, _with_identity(prov, source)
+        try:
+            yield source, _with_identity(prov, source)
+        except Exception as err:
+            translated = as_read_error(err, prov["source"], opening=False)
+            if translated is not None:
+                raise translated from err
+            raise
         return
     if isinstance(source, os.PathLike):
         source = os.fspath(source)
@@ -243,10 +262,12 @@ def _open_with_provenance(
             "source must be a path, an open pynwb.NWBFile, a dandi:// address or an http(s) "
             f"URL, not {type(source).__name__}"
         )
+    policy = RetryPolicy(retries=retries, delay=retry_delay, timeout=timeout)
+    remote = {"backend": backend, "cache_dir": cache_dir, "policy": policy, "remote": True}
     address = parse_dandi_address(source)
     if address is not None:
         url, prov = resolve_dandi_url(address, api_url=api_url)
-        with _open_remote(url, backend=backend, cache_dir=cache_dir, retries=retries) as nwb:
+        with _opened(url, **remote) as nwb:
             yield nwb, _with_identity({**prov, "url": url}, nwb)
         return
     m = _ASSET_URL_RE.match(source)
@@ -254,12 +275,12 @@ def _open_with_provenance(
         prov = {"source": source, "asset_id": m["asset"]}
         if m["id"]:
             prov.update(dandiset_id=m["id"], dandiset_version=m["version"])
-        with _open_remote(source, backend=backend, cache_dir=cache_dir, retries=retries) as nwb:
+        with _opened(source, **remote) as nwb:
             yield nwb, _with_identity(prov, nwb)
         return
     scheme = urlparse(source).scheme
     if scheme in ("http", "https", "s3", "gs") or (backend == "fsspec" and "://" in source):
-        with _open_remote(source, backend=backend, cache_dir=cache_dir, retries=retries) as nwb:
+        with _opened(source, **remote) as nwb:
             yield nwb, _with_identity({"source": source}, nwb)
         return
     path = Path(source).expanduser()
@@ -267,9 +288,9 @@ def _open_with_provenance(
         raise FileNotFoundError(f"no NWB file at {str(path)!r}")
     if path.is_dir():
         raise InputError(f"{str(path)!r} is a folder; pass the path of an .nwb file")
-    with NWBHDF5IO(str(path), mode="r", load_namespaces=True) as io:
-        nwb = io.read()
-        yield nwb, _with_identity({"source": str(path.resolve())}, nwb)
+    local = str(path.resolve())
+    with _opened(local, **{**remote, "remote": False}) as nwb:
+        yield nwb, _with_identity({"source": local}, nwb)
 
 
 def _path_of(nwbfile: Any) -> str | None:
@@ -295,6 +316,8 @@ def open_nwb(
     backend: str = "remfile",
     cache_dir: str | os.PathLike | None = None,
     retries: int = 3,
+    retry_delay: float = 0.5,
+    timeout: float = 30.0,
     api_url: str | None = None,
 ) -> Iterator[Any]:
     """Open an NWB file read-only, local or streamed, as a context manager.
@@ -312,8 +335,16 @@ def open_nwb(
         Keep streamed bytes on disk here (remfile ``DiskCache`` / fsspec ``filecache``), so a
         second read of the same file does not go back to the network.
     retries : int
-        How many times opening a remote file is retried after a transient error (remfile itself
-        also retries each byte-range request).
+        How many times a failed request of a remote file (asking for its size, reading a byte
+        range) is tried again after a transient failure: connection refused or dropped, timeout,
+        HTTP 5xx, 408 or 429. Other HTTP 4xx answers are not retried. Each retry is logged as a
+        warning on the ``irfa_nwb.data`` logger.
+    retry_delay : float
+        Seconds to wait before the first retry; the wait doubles after each failure (at most
+        8 s).
+    timeout : float
+        Seconds to wait for a connection and for each piece of a response before a request
+        counts as failed.
     api_url : str, optional
         DANDI API base URL (default the public archive).
 
@@ -323,12 +354,30 @@ def open_nwb(
         The file, valid until the ``with`` block ends. Extension namespaces cached in the file
         are loaded.
 
+    Raises
+    ------
+    NWBReadError
+        The file cannot be read: not HDF5, truncated, or damaged (while opening it, or while
+        reading data inside the ``with`` block). The message names the file, the HDF5 object
+        when known, and what to do.
+    RemoteReadError
+        Streaming failed after the retries (or at once for a permanent HTTP error); the
+        message names the URL, the byte range and what failed.
+    FileNotFoundError
+        No file at a local path.
+
     Examples
     --------
     >>> with open_nwb("session.nwb") as nwb:  # doctest: +SKIP
     ...     print(nwb.units.colnames)
     """
     with _open_with_provenance(
-        source, backend=backend, cache_dir=cache_dir, retries=retries, api_url=api_url
+        source,
+        backend=backend,
+        cache_dir=cache_dir,
+        retries=retries,
+        retry_delay=retry_delay,
+        timeout=timeout,
+        api_url=api_url,
     ) as (nwb, _):
         yield nwb
