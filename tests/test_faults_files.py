@@ -23,10 +23,10 @@ ADVICE = "download it again"
 
 @pytest.fixture(scope="module")
 def original(tmp_path_factory):
-    from irfa_nwb import simulate_nwb
+    from irfa_nwb import write_simulated_recording
 
     path = tmp_path_factory.mktemp("original") / "sim.nwb"
-    simulate_nwb(
+    write_simulated_recording(
         path, n_stimuli=6, n_test=2, n_repeats=2, image_size=8, units_per_array=2,
         arrays={"V1": 1, "V4": 1},
     )

@@ -54,10 +54,10 @@ KINDS = ("flip", "bytes", "zero", "truncate")
 
 @pytest.fixture(scope="module")
 def originals(tmp_path_factory):
-    from irfa_nwb import simulate_nwb
+    from irfa_nwb import write_simulated_recording
 
     folder = tmp_path_factory.mktemp("originals")
-    default = simulate_nwb(
+    default = write_simulated_recording(
         folder / "default.nwb", n_stimuli=6, n_test=2, n_repeats=2, image_size=8,
         units_per_array=2, arrays={"V1": 1, "V4": 1},
     )

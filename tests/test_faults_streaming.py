@@ -29,10 +29,10 @@ FAST = {"retry_delay": 0.01, "timeout": 0.5}
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
-    from irfa_nwb import simulate_nwb
+    from irfa_nwb import write_simulated_recording
 
     path = tmp_path_factory.mktemp("served") / "sim.nwb"
-    simulate_nwb(
+    write_simulated_recording(
         path, n_stimuli=6, n_test=2, n_repeats=2, image_size=8, units_per_array=2,
         arrays={"V1": 1, "V4": 1},
     )

@@ -176,8 +176,8 @@ def evaluate(
         ``spatial_consistency`` / ``feature_consistency`` / ``feature_variability`` (head);
         ``cluster`` (cluster_area, stimulus_id: cluster number 1..k within each area);
         AlexNet ``alexnet_r`` / ``alexnet_distance`` (layer) and ``alexnet_r_by_area``
-        (alexnet_area, layer); ``standard_metric`` (metric); ``history_<key>`` (epoch); ``model_unit_id`` / ``model_unit_head``
-        (model_unit). Attrs: ``model`` (what made it: class, file and checksum, recipe,
+        (alexnet_area, layer); ``standard_metric`` (metric); ``history_<key>`` (epoch);
+        ``model_unit_id`` / ``model_unit_head`` (model_unit). Attrs: ``model`` (what made it: class, file and checksum, recipe,
         epochs, whether interrupted, the kind of responses it was fitted on),
         ``model_params``, ``source`` (provenance of ``data``), summary means.
     """
