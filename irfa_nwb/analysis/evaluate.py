@@ -170,16 +170,20 @@ def evaluate(
         Dims ``stimulus_id`` (with coords ``stimulus_role`` and, when known, ``split`` and
         ``image_name``), ``y``, ``x``, ``channel``, ``head`` (coords ``head_area``,
         ``n_units``), ``irf_channel``, ``layer``, ``epoch``, ``model_unit``. Variables:
-        ``reconstruction`` and ``stimulus_image`` (stimulus_id, y, x, channel);
-        ``pixel_r``, ``ssim``, ``identification_rank`` (stimulus_id); ``spatial_irf`` (head,
-        y, x) and ``feature_irf`` (head, irf_channel), their per-stimulus versions,
-        ``spatial_consistency`` / ``feature_consistency`` / ``feature_variability`` (head);
-        ``cluster`` (cluster_area, stimulus_id: cluster number 1..k within each area);
-        AlexNet ``alexnet_r`` / ``alexnet_distance`` (layer) and ``alexnet_r_by_area``
-        (alexnet_area, layer); ``standard_metric`` (metric); ``history_<key>`` (epoch);
-        ``model_unit_id`` / ``model_unit_head`` (model_unit). Attrs: ``model`` (what made it: class, file and checksum, recipe,
-        epochs, whether interrupted, the kind of responses it was fitted on),
-        ``model_params``, ``source`` (provenance of ``data``), summary means.
+
+        - ``reconstruction``, ``stimulus_image`` (stimulus_id, y, x, channel);
+        - ``pixel_r``, ``ssim``, ``identification_rank`` (stimulus_id);
+        - ``spatial_irf`` (head, y, x), ``feature_irf`` (head, irf_channel), their
+          per-stimulus versions, ``spatial_consistency`` / ``feature_consistency`` /
+          ``feature_variability`` (head);
+        - ``cluster`` (cluster_area, stimulus_id: cluster number 1..k within each area);
+        - ``alexnet_r`` / ``alexnet_distance`` (layer), ``alexnet_r_by_area``
+          (alexnet_area, layer); ``standard_metric`` (metric);
+        - ``history_<key>`` (epoch); ``model_unit_id`` / ``model_unit_head`` (model_unit).
+
+        Attrs: ``model`` (what made it: class, file and checksum, recipe, epochs, whether
+        interrupted, the kind of responses it was fitted on), ``model_params``, ``source``
+        (provenance of ``data``), summary means.
     """
     if not hasattr(estimator, "predict"):
         raise InputError(f"{type(estimator).__name__} has no predict method")
