@@ -333,13 +333,3 @@ def test_dense_attention_option_gives_same_model(tiny_data):
         X[:16], images[:16]
     )
     np.testing.assert_allclose(a.predict(X[16:20]), b.predict(X[16:20]), atol=2e-4)
-
-
-@pytest.mark.gpu
-def test_fit_on_cuda_with_mixed_precision(tiny_data):
-    X, images, groups, _ = tiny_data
-    model = IRFA(max_iter=3, random_state=0, device="cuda", recipe="pix2pix", unit_groups=groups,
-                 **FAST).fit(X, images)
-    assert model.device_.startswith("cuda") and model.mixed_precision_
-    assert np.isfinite(model.history_[-1]["loss_generator"])
-    assert model.predict(X[:4]).shape == (4, 16, 16, 3)

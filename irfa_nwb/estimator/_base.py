@@ -15,7 +15,14 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from ..errors import InputError
 from ..imaging import resize_images
 from ..stats import pearson_rows
-from ._inputs import Responses, as_images, as_responses, label_output, paired_images
+from ._inputs import (
+    Responses,
+    as_images,
+    as_responses,
+    image_pairing,
+    label_output,
+    paired_images,
+)
 
 #: attrs of a responses DataArray that say what the numbers are; ``predict`` refuses
 #: responses whose values differ from the ones the model was fitted on
@@ -40,10 +47,11 @@ class ReconstructionEstimator(RegressorMixin, BaseEstimator):
     """
 
     # ------------------------------------------------------------------ inputs
-    def _fit_inputs(self, X: Any, y: Any) -> tuple[Responses, np.ndarray]:
-        """Checked responses and their paired images; records the fitted layout."""
+    def _fit_inputs(self, X: Any, y: Any) -> tuple[Responses, np.ndarray, np.ndarray]:
+        """Checked responses, the distinct images and each row's image index; records the
+        fitted layout."""
         resp = as_responses(X)
-        images = paired_images(resp, y)
+        images, image_index = image_pairing(resp, y)
         if len(resp.values) < 2:
             raise InputError(f"need at least 2 samples to fit; got {len(resp.values)}")
         self.n_features_in_ = int(resp.values.shape[1])
@@ -54,7 +62,7 @@ class ReconstructionEstimator(RegressorMixin, BaseEstimator):
         self.response_attrs_ = {
             k: _attr_value(attrs[k]) for k in RESPONSE_ATTRS if k in attrs
         }
-        return resp, images
+        return resp, images, image_index
 
     def _predict_inputs(self, X: Any, *, check_responses: bool = True) -> Responses:
         """Checked responses with units in the fitted order."""

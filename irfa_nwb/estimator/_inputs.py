@@ -184,9 +184,11 @@ def as_images(y: Any, *, name: str = "y") -> tuple[np.ndarray, np.ndarray | None
     return to_float_images(_image_values(y, name), name=name), ids
 
 
-def paired_images(resp: Responses, y: Any, *, name: str = "y") -> np.ndarray:
-    """The image of every present row of ``resp``: by ``stimulus_id`` when both sides have it,
-    else row by row.
+def image_pairing(resp: Responses, y: Any, *, name: str = "y") -> tuple[np.ndarray, np.ndarray]:
+    """The images and, for every present row of ``resp``, the index of its image.
+
+    Rows are paired with images by ``stimulus_id`` when both sides carry it, else row by row.
+    Each image is converted once, however many presentations share it.
     """
     images, ids = as_images(y, name=name)
     if ids is not None and resp.stimulus_ids is not None:
@@ -199,7 +201,7 @@ def paired_images(resp: Responses, y: Any, *, name: str = "y") -> np.ndarray:
                 f"{missing[:5]}{'...' if len(missing) > 5 else ''}); pass the images of the "
                 "same data set"
             )
-        return images[[position[v] for v in wanted]]
+        return images, np.array([position[v] for v in wanted], dtype=np.int64)
     n_rows = len(resp.present)
     if images.shape[0] != n_rows:
         hint = (
@@ -210,7 +212,13 @@ def paired_images(resp: Responses, y: Any, *, name: str = "y") -> np.ndarray:
             f"X has {n_rows} samples but {name} has {images.shape[0]} images; they must match "
             f"(one image per row of responses){hint}"
         )
-    return images[resp.present]
+    return images, np.flatnonzero(resp.present).astype(np.int64)
+
+
+def paired_images(resp: Responses, y: Any, *, name: str = "y") -> np.ndarray:
+    """The image of every present row of ``resp`` (see :func:`image_pairing`)."""
+    images, index = image_pairing(resp, y, name=name)
+    return images[index]
 
 
 def head_labels(labels: Any, n_units: int, *, name: str) -> np.ndarray:

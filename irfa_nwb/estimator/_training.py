@@ -1,24 +1,47 @@
-"""The training loop behind :meth:`IRFA.fit` (generator + discriminator, per-epoch history)."""
+"""The training behind :meth:`IRFA.fit`: one step, the epoch loop, checkpoints and resuming.
+
+:class:`TrainingStep` is one generator (+ discriminator) update as the reference code does it;
+:class:`Trainer` runs the epochs (one process or data-parallel, see
+:mod:`~irfa_nwb.estimator.distributed`), writes checkpoints, stops cleanly on Ctrl-C and
+continues from a checkpoint exactly.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import math
+import signal
+import threading
 import time
 import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
+from torch.nn.parallel import DistributedDataParallel
 
 from ..errors import InputError
 from ..model.generator import HistoryBuffer
 from ..model.losses import PerceptualLoss, adversarial_loss
 from ..model.network import split_heads
+from .checkpoint import (
+    data_fingerprint,
+    flatten_optimizer,
+    read_training_state,
+    unflatten_optimizer,
+)
+from .distributed import (
+    DistributedContext,
+    any_rank,
+    distributed_context,
+    gather_batch,
+    local_part,
+    plain_batch_norm,
+    synchronise_batch_norm,
+)
 from .persistence import save_model
 from .recipes import reference_momentum
 from .state import build_networks
@@ -69,6 +92,10 @@ class TrainingStep:
         Randomness of the history buffer.
     mixed_precision : bool
         Autocast on CUDA (bfloat16 where supported, else float16 with loss scaling).
+    context : DistributedContext, optional
+        In a data-parallel job: ``network`` and ``discriminator`` are DDP wrappers, ``target``
+        and ``inputs`` this rank's part of the global batch; the history buffer then works on
+        the gathered global batch.
     """
 
     def __init__(
@@ -89,16 +116,18 @@ class TrainingStep:
         running_stats: str = "standard",
         generator: torch.Generator | None = None,
         mixed_precision: bool = False,
+        context: DistributedContext | None = None,
     ) -> None:
         self.network = network
         self.discriminator = discriminator
+        self.context = context or DistributedContext()
         self.perceptual = perceptual
         self.weights = (pixel_weight, perceptual_weight, adversarial_weight)
         self.discriminator_every = discriminator_every
         self.condition_gradient = bool(condition_gradient)
         self.buffer = HistoryBuffer(history_size, 0.5, generator=generator)
         self.opt_g = torch.optim.Adam(
-            _parameter_groups(network, lr, attention_lr), lr=lr, betas=(0.5, 0.999)
+            _parameter_groups(_unwrapped(network), lr, attention_lr), lr=lr, betas=(0.5, 0.999)
         )
         self.opt_d = (
             torch.optim.Adam(discriminator.parameters(), lr=discriminator_lr, betas=(0.3, 0.999))
@@ -108,7 +137,7 @@ class TrainingStep:
         if running_stats not in ("reference", "standard"):
             raise ValueError(f"running_stats must be 'reference' or 'standard': {running_stats!r}")
         self.running_stats = running_stats
-        self._norms = _batch_norms(network)
+        self._norms = _batch_norms(_unwrapped(network))
         device = next(network.parameters()).device
         self.device = device
         self.mixed_precision = bool(mixed_precision) and device.type == "cuda"
@@ -162,13 +191,15 @@ class TrainingStep:
         d_step = self.updates_discriminator(batch_index)
         self._set_momenta(d_step)
         with self.autocast():
-            features, fake = network.forward_with_attention(inputs)
+            features, fake = network(inputs, with_attention=True)
         fake, features = _full(fake), _full(features)
         c = features.shape[1]
         loss_d = None
         # discriminator: real pairs against (replayed) fake pairs
         if d_step:
-            pooled = self.buffer(torch.cat([features.detach(), fake.detach()], dim=1))
+            ctx = self.context
+            pairs = gather_batch(torch.cat([features.detach(), fake.detach()], dim=1), ctx)
+            pooled = local_part(self.buffer(pairs), ctx)
             with self.autocast():
                 fake_scores = discriminator(pooled[:, :c], pooled[:, c:])
                 real_scores = discriminator(features.detach(), target)
@@ -190,11 +221,13 @@ class TrainingStep:
         if discriminator is not None:
             # The reference lets this term reach the attention layer through D's condition
             # too (condition_gradient=True); pix2pix practice conditions on a fixed input.
+            # through the plain module: D is not updated here, so no gradient reduction
+            critic = _unwrapped(discriminator)
             condition = features if self.condition_gradient else features.detach()
-            discriminator.requires_grad_(False)
+            critic.requires_grad_(False)
             with self.autocast():
-                loss_adv = adversarial_loss(_full(discriminator(condition, fake)), True)
-            discriminator.requires_grad_(True)
+                loss_adv = adversarial_loss(_full(critic(condition, fake)), True)
+            critic.requires_grad_(True)
             loss_g = loss_g + adversarial_w * loss_adv
         self._update(loss_g, self.opt_g, self.scalers[0])
         return {
@@ -204,6 +237,11 @@ class TrainingStep:
             "loss_adversarial": loss_adv.detach(),
             "loss_discriminator": loss_d,
         }
+
+
+def _unwrapped(module):
+    """The module inside a DistributedDataParallel wrapper (or the module itself)."""
+    return getattr(module, "module", module)
 
 
 def _full(t: torch.Tensor) -> torch.Tensor:
@@ -273,184 +311,463 @@ def _split_validation(
     return train_idx, val_idx
 
 
-def train(
-    est: IRFA, X: np.ndarray, targets: np.ndarray, stimulus_ids: np.ndarray | None = None
-) -> None:
-    """Fit ``est`` in place.
+class EpochOrder:
+    """The training rows of every batch of every epoch, for this rank.
+
+    The permutation of epoch ``e`` depends only on the seed and ``e`` (as in
+    :class:`torch.utils.data.DistributedSampler`), so a resumed fit replays the same batches
+    and N processes together see exactly the batches of one process: global batch ``k`` is
+    ``perm[k B : (k + 1) B]`` and rank ``r`` takes its positions ``r, r + N, ...``. An
+    incomplete last batch is kept when it has at least 2 samples (batch norm cannot train on
+    one) and, with several processes, splits evenly between them; otherwise it is dropped.
+    """
+
+    def __init__(self, rows: np.ndarray, batch_size: int, seed: int, rank: int, world: int):
+        self.rows = np.asarray(rows)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.rank, self.world = rank, world
+        n = len(self.rows)
+        last = n % batch_size
+        self.n_batches = n // batch_size + (1 if last >= 2 and last % world == 0 else 0)
+
+    def __len__(self) -> int:
+        return self.n_batches
+
+    def batches(self, epoch: int, start: int = 0):
+        """``(batch index, rows)`` of ``epoch`` from batch ``start`` on."""
+        g = torch.Generator().manual_seed(self.seed + epoch)
+        perm = self.rows[torch.randperm(len(self.rows), generator=g).numpy()]
+        b = self.batch_size
+        for k in range(start, self.n_batches):
+            yield k, perm[k * b : (k + 1) * b][self.rank :: self.world]
+
+
+class _Stop(Exception):
+    """Raised at a safe point (between batches) when a stop was requested."""
+
+
+@contextlib.contextmanager
+def _interrupt_flag():
+    """A flag set by Ctrl-C (SIGINT) instead of an exception, in the main thread.
+
+    A second Ctrl-C raises :class:`KeyboardInterrupt` at once.
+    """
+    state = {"requested": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        state["requested"] = True
+        signal.signal(signal.SIGINT, previous if callable(previous) else signal.default_int_handler)
+        logger.warning("interrupt requested: stopping after this batch (Ctrl-C again to "
+                       "stop at once)")
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield state
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _weights(module) -> dict:
+    return {k: v.detach().clone() for k, v in _unwrapped(module).state_dict().items()}
+
+
+class Trainer:
+    """The training of one :class:`~irfa_nwb.IRFA` fit, its state, and how to continue it.
 
     Parameters
     ----------
     est : IRFA
         With ``heads_``, ``head_units_``, ``image_size_``, ``recipe_``, ``device_`` set.
     X : float32 ``(n, n_units)``
-    targets : float32 ``(n, image_size, image_size, 3)`` in [0, 1]
+        Responses, one row per sample.
+    images : float32 ``(m, image_size, image_size, 3)`` in [0, 1]
+        The distinct target images (already resized).
+    image_index : int ``(n,)``
+        The image of every row (so repeated presentations share one image in memory).
     stimulus_ids : ``(n,)``, optional
         Stimulus of every row; validation holds out whole stimuli.
     """
-    device = torch.device(est.device_)
-    rng = np.random.default_rng(est.random_state)
-    seed = int(rng.integers(2**31 - 1))
-    n = X.shape[0]
-    train_idx, val_idx = _split_validation(est, n, stimulus_ids, rng)
 
-    # (n, 3, s, s) view for torch: one float32 copy of the targets, made once
-    targets = torch.from_numpy(np.ascontiguousarray(targets.transpose(0, 3, 1, 2)))
-    responses = torch.from_numpy(np.ascontiguousarray(X))
-    index = [torch.as_tensor(i, device=device) for i in est.head_units_]
+    def __init__(
+        self,
+        est: IRFA,
+        X: np.ndarray,
+        images: np.ndarray,
+        image_index: np.ndarray,
+        stimulus_ids: np.ndarray | None = None,
+    ) -> None:
+        self.est = est
+        self.ctx = distributed_context(est.distributed, est.device_)
+        device = self.device = torch.device(est.device_)
+        rng = np.random.default_rng(est.random_state)
+        self.seed = int(rng.integers(2**31 - 1))
+        self.train_idx, self.val_idx = _split_validation(est, X.shape[0], stimulus_ids, rng)
+        self.n_epochs = est._n_epochs()
+        self.fingerprint = data_fingerprint(X, image_index, images)
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        network, discriminator = build_networks(est, [len(i) for i in est.head_units_])
-        network = network.to(device)
-        if discriminator is not None:
-            discriminator = discriminator.to(device)
-    perceptual = build_perceptual(est)
-    if perceptual is not None:
-        perceptual = perceptual.to(device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            network, discriminator = build_networks(est, [len(i) for i in est.head_units_])
+        self.network = network.to(device)
+        self.discriminator = discriminator.to(device) if discriminator is not None else None
+        self.dtype = next(self.network.parameters()).dtype
+        self._sync_bn: list[dict] = []
+        wrapped_net, wrapped_disc = self.network, self.discriminator
+        if self.ctx.enabled:
+            if est.batch_size % self.ctx.world_size:
+                raise InputError(
+                    f"batch_size={est.batch_size} is the global batch and must split evenly "
+                    f"over the {self.ctx.world_size} processes"
+                )
+            ids = [device.index] if device.type == "cuda" else None
+            self._sync_bn.append(synchronise_batch_norm(self.network, str(device)))
+            wrapped_net = DistributedDataParallel(self.network, device_ids=ids)
+            if self.discriminator is not None:
+                self._sync_bn.append(synchronise_batch_norm(self.discriminator, str(device)))
+                wrapped_disc = DistributedDataParallel(self.discriminator, device_ids=ids)
+        if est.compile and device.type == "cuda":
+            self.network.generator = torch.compile(self.network.generator)
+        perceptual = build_perceptual(est)
+        self.perceptual = perceptual.to(device) if perceptual is not None else None
+        self.buffer_rng = torch.Generator().manual_seed(self.seed)
+        self.step = TrainingStep(
+            wrapped_net,
+            wrapped_disc,
+            self.perceptual,
+            pixel_weight=est.pixel_weight,
+            perceptual_weight=est.perceptual_weight,
+            adversarial_weight=est.adversarial_weight,
+            lr=est.lr,
+            discriminator_lr=est.discriminator_lr,
+            attention_lr=est.attention_lr,
+            history_size=est.history_size,
+            discriminator_every=est.recipe_["discriminator_every"],
+            condition_gradient=est.recipe_["condition_gradient"],
+            running_stats=est.recipe_["running_stats"],
+            generator=self.buffer_rng,
+            mixed_precision=est.recipe_["mixed_precision"] in ("auto", True),
+            context=self.ctx,
+        )
+        est.mixed_precision_ = self.step.mixed_precision
+        self.order = EpochOrder(
+            self.train_idx, min(est.batch_size, len(self.train_idx)), self.seed,
+            self.ctx.rank, self.ctx.world_size,
+        )
+        self._place_data(X, images, image_index)
+        self.index = [torch.as_tensor(i, device=device) for i in est.head_units_]
+        # progress
+        self.epoch = 0  # epochs finished
+        self.batch = 0  # batches finished in the current epoch
+        self.history: list[dict] = []
+        self.best_val = math.inf
+        self.best_state: dict | None = None
+        self.since_best = 0
+        self.sums: dict[str, torch.Tensor] = {}
+        self.epoch_weights = (_weights(self.network), None if self.discriminator is None
+                              else _weights(self.discriminator))
 
-    generator_rng = torch.Generator().manual_seed(seed)
-    step = TrainingStep(
-        network,
-        discriminator,
-        perceptual,
-        pixel_weight=est.pixel_weight,
-        perceptual_weight=est.perceptual_weight,
-        adversarial_weight=est.adversarial_weight,
-        lr=est.lr,
-        discriminator_lr=est.discriminator_lr,
-        attention_lr=est.attention_lr,
-        history_size=est.history_size,
-        discriminator_every=est.recipe_["discriminator_every"],
-        condition_gradient=est.recipe_["condition_gradient"],
-        running_stats=est.recipe_["running_stats"],
-        generator=generator_rng,
-        mixed_precision=est.recipe_["mixed_precision"] in ("auto", True),
-    )
-    est.mixed_precision_ = step.mixed_precision
+    # ------------------------------------------------------------------ data
+    def _place_data(self, X: np.ndarray, images: np.ndarray, image_index: np.ndarray) -> None:
+        """Keep the training data on the GPU when it fits comfortably, else pinned on the host.
 
-    bs = min(est.batch_size, len(train_idx))
-    loader = DataLoader(
-        TensorDataset(responses[train_idx], targets[train_idx]),
-        batch_size=bs,
-        shuffle=True,
-        generator=generator_rng,
-        num_workers=est.num_workers,
-        drop_last=len(train_idx) % bs == 1,  # BatchNorm cannot train on a batch of 1
-        pin_memory=device.type == "cuda",
-    )
+        Images are stored once (``images``); rows index them (``image_index``).
+        """
+        responses = torch.from_numpy(np.ascontiguousarray(X)).to(self.dtype)
+        targets = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+        targets = targets.to(self.dtype)
+        index = torch.from_numpy(np.asarray(image_index, dtype=np.int64))
+        size = responses.nbytes + targets.nbytes
+        on_device = self.device.type != "cuda"
+        if self.device.type == "cuda":
+            free, _total = torch.cuda.mem_get_info(self.device)
+            on_device = size < 0.25 * free
+            if not on_device:
+                responses, targets = responses.pin_memory(), targets.pin_memory()
+        if on_device:
+            responses, targets = responses.to(self.device), targets.to(self.device)
+        self.responses, self.targets, self.image_index = responses, targets, index
+        self.data_on_device = on_device
+        logger.info("training data: %.0f MiB %s", size / 2**20,
+                    "on the device" if on_device else "pinned on the host")
 
-    n_epochs = est._n_epochs()
-    est.network_ = network
-    est.discriminator_ = discriminator
-    est.history_ = []
-    est.n_iter_ = 0
-    est.interrupted_ = False
-    best = (math.inf, None)
-    since_best = 0
-    finished = _snapshot(network, discriminator)
+    def _batch(self, rows: np.ndarray) -> tuple[list[torch.Tensor], torch.Tensor]:
+        rows_t = torch.from_numpy(rows)
+        images = self.image_index[rows_t]
+        if self.data_on_device:
+            rows_t, images = rows_t.to(self.device), images.to(self.device)
+        xb = self.responses[rows_t].to(self.device, non_blocking=True)
+        yb = self.targets[images].to(self.device, non_blocking=True)
+        return split_heads(xb, self.index), yb
 
-    progress = None
-    if est.verbose:
-        from tqdm.auto import tqdm
+    # ------------------------------------------------------------------ state
+    def state(self, *, mid_epoch: bool) -> tuple[dict, dict]:
+        """Tensors and plain values that, with the model weights, let a fit continue."""
+        tensors: dict[str, torch.Tensor] = {}
+        plain: dict = {
+            "version": 1,
+            "epoch": self.epoch,
+            "batch": self.batch if mid_epoch else 0,
+            "n_epochs": self.n_epochs,
+            "seed": self.seed,
+            "fingerprint": self.fingerprint,
+            "best_val": self.best_val if math.isfinite(self.best_val) else None,
+            "since_best": self.since_best,
+            "history": self.history,
+            "world_size": self.ctx.world_size,
+            "n_buffer": len(self.step.buffer.items),
+            "sums": {k: float(v) for k, v in self.sums.items()} if mid_epoch else {},
+        }
+        flatten_optimizer("opt_g", self.step.opt_g.state_dict(), tensors, plain)
+        if self.step.opt_d is not None:
+            flatten_optimizer("opt_d", self.step.opt_d.state_dict(), tensors, plain)
+        plain["scalers"] = [None if s is None else s.state_dict() for s in self.step.scalers]
+        if self.step.buffer.items:
+            tensors["buffer"] = torch.stack(self.step.buffer.items)
+        tensors["rng.buffer"] = self.buffer_rng.get_state()
+        if self.best_state is not None:
+            tensors.update({f"best.{k}": v for k, v in self.best_state.items()})
+        if mid_epoch:  # the weights to continue from (the model of the file is the last epoch's)
+            tensors.update({f"resume.network.{k}": v for k, v in _weights(self.network).items()})
+            if self.discriminator is not None:
+                tensors.update({f"resume.discriminator.{k}": v
+                                for k, v in _weights(self.discriminator).items()})
+        return tensors, plain
 
-        progress = tqdm(total=n_epochs * len(loader), desc="IRFA fit", unit="batch")
-    try:
-        for epoch in range(1, n_epochs + 1):
-            start = time.perf_counter()
-            network.train()
-            if discriminator is not None:
-                discriminator.train()
-            sums: dict[str, torch.Tensor] = {}
-            d_sum, d_count, batches = torch.zeros((), device=device), 0, 0
-            for batch_index, (xb, yb) in enumerate(loader):
-                xb = xb.to(device, non_blocking=True)
-                yb = yb.to(device, non_blocking=True)
-                losses = step(split_heads(xb, index), yb, batch_index)
-                loss_d = losses.pop("loss_discriminator")
-                if loss_d is not None:
-                    d_sum = d_sum + loss_d
-                    d_count += 1
-                for key, value in losses.items():
-                    sums[key] = sums.get(key, 0.0) + value
-                batches += 1
-                if progress is not None:
-                    progress.update(1)
-            record = {"epoch": epoch}
-            record.update({k: float(v) / max(batches, 1) for k, v in sums.items()})
-            record["loss_discriminator"] = float(d_sum) / d_count if d_count else float("nan")
-            record["val_loss"] = (
-                _validation_loss(est, network, perceptual, responses[val_idx],
-                                 targets[val_idx], index, device)
-                if len(val_idx)
-                else float("nan")
+    def load(self, tensors: dict, plain: dict) -> None:
+        """Continue from a checkpoint written by :meth:`save_checkpoint`."""
+        if plain.get("fingerprint") != self.fingerprint:
+            raise InputError(
+                "the checkpoint was written for other training data (responses, images or "
+                "their pairing differ); resume with the data of the interrupted fit"
             )
-            record["time"] = time.perf_counter() - start
-            est.history_.append(record)
-            est.n_iter_ = epoch
-            finished = _snapshot(network, discriminator)
-            logger.info(
-                "epoch %d/%d: loss %.4f, val %.4f, %.1f s",
-                epoch, n_epochs, record["loss_generator"], record["val_loss"], record["time"],
-            )
+        if plain.get("seed") != self.seed:
+            raise InputError("the checkpoint was written with another random_state")
+        mid = plain["batch"] > 0
+
+        def part(prefix: str) -> dict:
+            return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+        net = part("resume.network.") if mid else tensors["__network__"]
+        self.network.load_state_dict(net)
+        if self.discriminator is not None:
+            disc = part("resume.discriminator.") if mid else tensors["__discriminator__"]
+            self.discriminator.load_state_dict(disc)
+        self.step.opt_g.load_state_dict(unflatten_optimizer("opt_g", tensors, plain))
+        if self.step.opt_d is not None:
+            self.step.opt_d.load_state_dict(unflatten_optimizer("opt_d", tensors, plain))
+        for scaler, state in zip(self.step.scalers, plain["scalers"], strict=True):
+            if scaler is not None and state is not None:
+                scaler.load_state_dict(state)
+        buffer = tensors.get("buffer")
+        self.step.buffer.items = [] if buffer is None else [
+            b.to(self.device) for b in buffer.unbind(0)]
+        self.buffer_rng.set_state(tensors["rng.buffer"])
+        best = part("best.")
+        self.best_state = best or None
+        self.best_val = math.inf if plain["best_val"] is None else plain["best_val"]
+        self.since_best = plain["since_best"]
+        self.history = list(plain["history"])
+        self.epoch, self.batch = plain["epoch"], plain["batch"]
+        self.sums = {k: torch.tensor(v, device=self.device) for k, v in plain["sums"].items()}
+        self.epoch_weights = (tensors["__network__"], tensors["__discriminator__"] or None)
+        logger.info("resuming at epoch %d, batch %d", self.epoch + 1, self.batch)
+
+    def save_checkpoint(self, *, mid_epoch: bool) -> None:
+        """Write the checkpoint (rank 0 only; atomic, so a kill mid-write keeps the old one)."""
+        if self.est.checkpoint_path is None or not self.ctx.is_main:
+            return
+        self._publish(final=False)
+        state = self.state(mid_epoch=mid_epoch)  # holds the current weights to resume from
+        current = _weights(self.network)
+        if mid_epoch:  # the file's model is the last finished epoch's
+            self.network.load_state_dict(self.epoch_weights[0])
+        try:
+            save_model(self.est, self.est.checkpoint_path, overwrite=True, warn_callbacks=False,
+                       training_state=state)
+        finally:
+            if mid_epoch:
+                self.network.load_state_dict(current)
+
+    # ------------------------------------------------------------------ loop
+    def _epoch_record(self, n_batches: int, d_count: int) -> dict:
+        sums = dict(self.sums)
+        if self.ctx.enabled and sums:  # global means over the ranks' local losses
+            keys = sorted(sums)
+            t = torch.stack([sums[k].to(self.device, torch.float64) for k in keys])
+            dist.all_reduce(t)
+            sums = {k: t[i] / self.ctx.world_size for i, k in enumerate(keys)}
+        record: dict = {"epoch": self.epoch + 1}
+        d = sums.pop("loss_discriminator", None)
+        record.update({k: float(v) / max(n_batches, 1) for k, v in sums.items()})
+        record["loss_discriminator"] = (
+            float(d) / d_count if d_count and d is not None else float("nan")
+        )
+        return record
+
+    def run(self) -> None:
+        """Train until ``max_iter`` epochs, early stopping, a callback or an interrupt."""
+        est, ctx = self.est, self.ctx
+        progress = None
+        if est.verbose and ctx.is_main:
+            from tqdm.auto import tqdm
+
+            progress = tqdm(total=self.n_epochs * len(self.order), desc="IRFA fit", unit="batch",
+                            initial=self.epoch * len(self.order) + self.batch)
+        self._publish(final=False)
+        try:
+            with _interrupt_flag() as interrupt:
+                while self.epoch < self.n_epochs:
+                    if self._one_epoch(interrupt, progress):
+                        break
+        except _Stop:
+            self.save_checkpoint(mid_epoch=True)
+            self._interrupted("after a completed batch")
+        except KeyboardInterrupt:
+            self._interrupted("mid-batch")
+        finally:
             if progress is not None:
-                shown = {"epoch": f"{epoch}/{n_epochs}", "loss": f"{record['loss_generator']:.4f}"}
-                if len(val_idx):
-                    shown["val"] = f"{record['val_loss']:.4f}"
-                progress.set_postfix(shown)
-            stop = False
-            if est.early_stopping:
-                if record["val_loss"] < best[0] - est.tol:
-                    best = (record["val_loss"], copy.deepcopy(network.state_dict()))
-                    since_best = 0
-                else:
-                    since_best += 1
-                    stop = since_best >= est.n_iter_no_change
-            if est.checkpoint_path is not None:
-                save_model(est, est.checkpoint_path, overwrite=True, warn_callbacks=False)
+                progress.close()
+        if self.best_state is not None and not est.interrupted_:
+            self.network.load_state_dict(self.best_state)
+        self._publish(final=True)
+
+    def _one_epoch(self, interrupt: dict, progress) -> bool:
+        """Run (the rest of) one epoch; True when training should stop."""
+        est, ctx = self.est, self.ctx
+        start = time.perf_counter()
+        self.network.train()
+        if self.discriminator is not None:
+            self.discriminator.train()
+        d_count = int(self.sums.get("_d_count", torch.zeros(())).item()) if self.sums else 0
+        self.sums.pop("_d_count", None)
+        for batch_index, rows in self.order.batches(self.epoch, self.batch):
+            inputs, target = self._batch(rows)
+            losses = self.step(inputs, target, batch_index)
+            loss_d = losses.pop("loss_discriminator")
+            if loss_d is not None:
+                losses["loss_discriminator"] = loss_d
+                d_count += 1
+            for key, value in losses.items():
+                self.sums[key] = self.sums.get(key, 0.0) + value
+            self.batch = batch_index + 1
+            if progress is not None:
+                progress.update(1)
+            requested = interrupt["requested"]
+            if ctx.enabled and (self.batch % _SYNC_EVERY == 0 or self.batch == len(self.order)):
+                requested = any_rank(requested, ctx, self.device)
+            if requested and (not ctx.enabled or self.batch % _SYNC_EVERY == 0
+                              or self.batch == len(self.order)):
+                self.sums["_d_count"] = torch.tensor(float(d_count))
+                raise _Stop
+        record = self._epoch_record(len(self.order), d_count)
+        record["val_loss"] = (
+            _validation_loss(est, self.network, self.perceptual, self.responses,
+                             self.targets, self.image_index, self.val_idx, self.index,
+                             self.device)
+            if len(self.val_idx) else float("nan")
+        )
+        record["time"] = time.perf_counter() - start
+        self.history.append(record)
+        self.epoch += 1
+        self.batch = 0
+        self.sums = {}
+        self.epoch_weights = (_weights(self.network), None if self.discriminator is None
+                              else _weights(self.discriminator))
+        if ctx.is_main:
+            logger.info("epoch %d/%d: loss %.4f, val %.4f, %.1f s", self.epoch, self.n_epochs,
+                        record["loss_generator"], record["val_loss"], record["time"])
+        if progress is not None:
+            shown = {"epoch": f"{self.epoch}/{self.n_epochs}",
+                     "loss": f"{record['loss_generator']:.4f}"}
+            if len(self.val_idx):
+                shown["val"] = f"{record['val_loss']:.4f}"
+            progress.set_postfix(shown)
+        stop = False
+        if est.early_stopping:
+            if record["val_loss"] < self.best_val - est.tol:
+                self.best_val = record["val_loss"]
+                self.best_state = _weights(self.network)
+                self.since_best = 0
+            else:
+                self.since_best += 1
+                stop = self.since_best >= est.n_iter_no_change
+        self.save_checkpoint(mid_epoch=False)
+        if ctx.is_main:
+            self._publish(final=False)
             for callback in est.callbacks or ():
                 if callback(est, record):
                     stop = True
-            if stop:
-                break
-    except KeyboardInterrupt:
-        # stop at a safe point: the weights of the last finished epoch, marked as interrupted
-        _restore(network, discriminator, finished)
-        est.interrupted_ = True
+        return any_rank(stop, ctx, self.device)
+
+    def _interrupted(self, where: str) -> None:
+        """Back to the last finished epoch's weights, marked as interrupted."""
+        self.network.load_state_dict(self.epoch_weights[0])
+        if self.discriminator is not None and self.epoch_weights[1] is not None:
+            self.discriminator.load_state_dict(self.epoch_weights[1])
+        self.est.interrupted_ = True
+        where_saved = (f"; resume with fit(..., resume_from={str(self.est.checkpoint_path)!r})"
+                       if self.est.checkpoint_path is not None else "")
         warnings.warn(
-            f"IRFA fit interrupted during epoch {est.n_iter_ + 1}; the model holds the weights "
-            f"after epoch {est.n_iter_} of {n_epochs} (interrupted_ is True)",
+            f"IRFA fit interrupted ({where}) during epoch {self.epoch + 1}; the model holds the "
+            f"weights after epoch {self.epoch} of {self.n_epochs} (interrupted_ is True)"
+            f"{where_saved}",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-    finally:
-        if progress is not None:
-            progress.close()
-    if best[1] is not None and not est.interrupted_:
-        network.load_state_dict(best[1])
-    network.eval()
+
+    def _publish(self, *, final: bool) -> None:
+        """Expose the state on the estimator (plain modules after the fit)."""
+        est = self.est
+        if final:
+            for module, originals in zip((self.network, self.discriminator), self._sync_bn,
+                                         strict=False):
+                if module is not None:
+                    plain_batch_norm(module, originals)
+            self.network.eval()
+            self.ctx.close()
+        est.network_ = self.network
+        est.discriminator_ = self.discriminator
+        est.history_ = list(self.history)
+        est.n_iter_ = self.epoch
 
 
-def _snapshot(network, discriminator) -> tuple[dict, dict | None]:
-    """Copies of the weights (to return to when a fit is interrupted mid-epoch)."""
-    copy_of = lambda m: {k: v.detach().clone() for k, v in m.state_dict().items()}  # noqa: E731
-    return copy_of(network), None if discriminator is None else copy_of(discriminator)
+#: in a data-parallel job, ranks agree on a Ctrl-C every this many batches (one tiny collective)
+_SYNC_EVERY = 20
 
 
-def _restore(network, discriminator, snapshot) -> None:
-    network.load_state_dict(snapshot[0])
-    if discriminator is not None and snapshot[1] is not None:
-        discriminator.load_state_dict(snapshot[1])
+def train(
+    est: IRFA,
+    X: np.ndarray,
+    images: np.ndarray,
+    image_index: np.ndarray,
+    stimulus_ids: np.ndarray | None = None,
+    resume_from=None,
+) -> None:
+    """Fit ``est`` in place (see :class:`Trainer`), from scratch or from a checkpoint."""
+    est.interrupted_ = False
+    trainer = Trainer(est, X, images, image_index, stimulus_ids)
+    if resume_from is not None:
+        _params, tensors, plain = read_training_state(resume_from)
+        trainer.load(tensors, plain)
+    trainer.run()
 
 
-def _validation_loss(est, network, perceptual, X, Y, index, device) -> float:
-    """Weighted pixel + perceptual loss on held-out data (no adversarial term)."""
+def _validation_loss(est, network, perceptual, X, images, image_index, rows, index,
+                     device) -> float:
+    """Weighted pixel + perceptual loss on held-out rows (no adversarial term)."""
     network.eval()
     total, count = 0.0, 0
     with torch.no_grad():
-        for start in range(0, len(X), 64):
-            xb = X[start : start + 64].to(device)
-            yb = Y[start : start + 64].to(device)
-            fake = network(split_heads(xb, index)).float()
+        for start in range(0, len(rows), 64):
+            r = torch.as_tensor(rows[start : start + 64])
+            xb = X[r.to(X.device)].to(device)
+            yb = images[image_index[r].to(images.device)].to(device)
+            fake = _full(network(split_heads(xb, index)))
             loss = est.pixel_weight * F.l1_loss(fake, yb)
             if perceptual is not None:
                 loss = loss + est.perceptual_weight * perceptual(fake, yb)

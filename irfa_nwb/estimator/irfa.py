@@ -136,11 +136,21 @@ class IRFA(ReconstructionEstimator):
     attention : {"factorized", "dense"}, default "factorized"
         Implementation of the attention layer (same results; dense is much slower).
     device : str, default "auto"
-        "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1"...
-    num_workers : int, default 0
-        Worker processes of the data loader.
+        "auto" (CUDA when available, else CPU; under torchrun ``cuda:<LOCAL_RANK>``), "cpu",
+        "cuda", "cuda:1"...
+    distributed : {"auto", True, False}, default "auto"
+        Data-parallel training across the processes of a ``torchrun`` job ("auto": when
+        launched with several processes); see :mod:`irfa_nwb.estimator.distributed`. With
+        several processes ``batch_size`` is the global batch.
+    compile : bool, default False
+        ``torch.compile`` the U-Net on CUDA (the attention layer has its own kernels).
+    num_workers : deprecated
+        Ignored: the training data are indexed in memory (on the GPU when they fit).
     checkpoint_path : str or path, optional
-        Save the model there (see :meth:`save`) after every epoch.
+        Write a checkpoint there after every epoch and when interrupted (Ctrl-C): a model file
+        (:func:`irfa_nwb.load_model` reads the last finished epoch) that also holds the
+        optimisers, history buffer, random generators and position, so that
+        ``fit(X, y, resume_from=checkpoint_path)`` continues exactly.
     callbacks : list of callables, optional
         Each is called as ``cb(estimator, record)`` after every epoch with the epoch's history
         record; returning True stops training.
@@ -231,7 +241,9 @@ class IRFA(ReconstructionEstimator):
         unit_groups: Sequence[Any] | None = None,
         attention: str = "factorized",
         device: str = "auto",
-        num_workers: int = 0,
+        distributed: str | bool = "auto",
+        compile: bool = False,
+        num_workers: int | str = "deprecated",
         checkpoint_path: str | None = None,
         callbacks: Sequence[Callable] | None = None,
         allow_download: bool | None = None,
@@ -270,6 +282,8 @@ class IRFA(ReconstructionEstimator):
         self.unit_groups = unit_groups
         self.attention = attention
         self.device = device
+        self.distributed = distributed
+        self.compile = compile
         self.num_workers = num_workers
         self.checkpoint_path = checkpoint_path
         self.callbacks = callbacks
@@ -303,7 +317,13 @@ class IRFA(ReconstructionEstimator):
         if self.discriminator_every is not None:
             positive_int("discriminator_every")
         positive_int("history_size", 0)
-        positive_int("num_workers", 0)
+        if self.num_workers != "deprecated":
+            warnings.warn("IRFA(num_workers=...) is deprecated and ignored: the training data "
+                          "are indexed in memory", FutureWarning, stacklevel=3)
+        if self.distributed not in ("auto", True, False):
+            raise InputError(
+                f"distributed must be 'auto', True or False; got {self.distributed!r}"
+            )
         positive_int("perceptual_size", 32)
         if self.channels % 2:
             raise InputError(f"channels must be even; got {self.channels}")
@@ -358,9 +378,17 @@ class IRFA(ReconstructionEstimator):
             raise InputError(str(err)) from None
 
     def _resolve_device(self) -> str:
+        import os
+
         torch = _torch()
         if self.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
+            if not torch.cuda.is_available():
+                return "cpu"
+            from .distributed import launched_distributed
+
+            if self.distributed is not False and launched_distributed():
+                return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+            return "cuda"
         try:
             device = torch.device(self.device)
         except (RuntimeError, TypeError) as err:
@@ -383,7 +411,7 @@ class IRFA(ReconstructionEstimator):
         return None
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X: Any, y: Any, groups: Any = None) -> IRFA:
+    def fit(self, X: Any, y: Any, groups: Any = None, *, resume_from: Any = None) -> IRFA:
         """Train on responses ``X`` and the images ``y`` that evoked them.
 
         Parameters
@@ -399,6 +427,10 @@ class IRFA(ReconstructionEstimator):
             ``ds["images"]``) paired with ``X`` by ``stimulus_id``. Resized to ``image_size``.
         groups : deprecated
             One head label per unit; use the ``unit_groups`` parameter.
+        resume_from : path, optional
+            A checkpoint written by an earlier fit with ``checkpoint_path`` (after each epoch,
+            and when interrupted with Ctrl-C): training continues from it, with the same data
+            and parameters, and ends with the weights the uninterrupted fit would have had.
 
         Returns
         -------
@@ -407,7 +439,7 @@ class IRFA(ReconstructionEstimator):
         from ._training import train
 
         self._check_params()
-        resp, images = self._fit_inputs(X, y)
+        resp, images, image_index = self._fit_inputs(X, y)
         labels = self._head_labels(resp)
         if groups is not None:
             warnings.warn(
@@ -434,9 +466,9 @@ class IRFA(ReconstructionEstimator):
         self.image_size_ = int(self.image_size)
         self.recipe_ = self._resolve_recipe()
         self.device_ = self._resolve_device()
-        targets = resize_images(images, self.image_size_)
-        groups_of_rows = resp.present_stimulus_ids
-        train(self, resp.values, targets, groups_of_rows)
+        targets = resize_images(images, self.image_size_)  # each distinct image once
+        train(self, resp.values, targets, image_index, resp.present_stimulus_ids,
+              resume_from=resume_from)
         return self
 
     # ----------------------------------------------------------- inference
@@ -637,7 +669,7 @@ def load_model(path, *, device: str | None = None) -> IRFA:
     network, discriminator = build_networks(est, [len(i) for i in est.head_units_])
     network.load_state_dict(
         {k[len("network.") :]: v for k, v in tensors.items() if k.startswith("network.")}
-    )
+    )  # (a checkpoint's training state, under "state.", is for resuming only)
     disc_state = {
         k[len("discriminator.") :]: v for k, v in tensors.items() if k.startswith("discriminator.")
     }

@@ -22,8 +22,11 @@ from ..outputs import check_output_path
 from .state import fitted_state
 
 FORMAT = "irfa-nwb-model"
-#: 1: irfa-nwb 0.1; 2: recipes, full fitted state, training-data provenance
-FORMAT_VERSION = 2
+#: 1: irfa-nwb 0.1; 2: recipes, full fitted state, training-data provenance; 3: checkpoints
+#: (a model file plus the training state needed to continue it)
+FORMAT_VERSION = 3
+#: prefix of the training-state tensors inside a checkpoint
+STATE_PREFIX = "state."
 
 
 def _jsonable(value: Any) -> Any:
@@ -38,7 +41,14 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def save_model(est, path, *, overwrite: bool = True, warn_callbacks: bool = True) -> Path:
+def save_model(
+    est,
+    path,
+    *,
+    overwrite: bool = True,
+    warn_callbacks: bool = True,
+    training_state: tuple[dict, dict] | None = None,
+) -> Path:
     """Write ``est`` to ``path`` atomically (temporary file in the same folder, then rename).
 
     Parameters
@@ -50,6 +60,9 @@ def save_model(est, path, *, overwrite: bool = True, warn_callbacks: bool = True
         Replace an existing file (:meth:`IRFA.save` passes its own ``overwrite``).
     warn_callbacks : bool
         Warn that callbacks are not saved.
+    training_state : (dict of tensors, JSON-able dict), optional
+        Makes the file a checkpoint: the tensors are stored under ``state.`` and the rest in
+        the ``training_state`` metadata (see :mod:`irfa_nwb.estimator.checkpoint`).
     """
     import torch
     from safetensors.torch import save_file
@@ -64,6 +77,8 @@ def save_model(est, path, *, overwrite: bool = True, warn_callbacks: bool = True
         tensors.update(
             {f"discriminator.{k}": v for k, v in est.discriminator_.state_dict().items()}
         )
+    if training_state is not None:
+        tensors.update({STATE_PREFIX + k: v for k, v in training_state[0].items()})
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     metadata = {
         "format": FORMAT,
@@ -74,6 +89,8 @@ def save_model(est, path, *, overwrite: bool = True, warn_callbacks: bool = True
         "fitted": json.dumps(fitted_state(est), allow_nan=True),
         "training_data": json.dumps(getattr(est, "training_data_", {}) or {}),
     }
+    if training_state is not None:
+        metadata["training_state"] = json.dumps(training_state[1], allow_nan=True)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
     return path
@@ -128,4 +145,4 @@ def read_model_file(path) -> tuple[dict, dict, dict, dict]:
     return params, fitted, training, meta
 
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "read_model_file", "save_model"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "STATE_PREFIX", "read_model_file", "save_model"]

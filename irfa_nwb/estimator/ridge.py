@@ -96,9 +96,10 @@ class RidgeReconstruction(ReconstructionEstimator):
         """
         from sklearn.linear_model import Ridge, RidgeCV
 
-        resp, images = self._fit_inputs(X, y)
+        resp, images, image_index = self._fit_inputs(X, y)
         if self.image_size is not None:
-            images = resize_images(images, int(self.image_size))
+            images = resize_images(images, int(self.image_size))  # distinct images, once
+        images = images[image_index]
         values = resp.values.astype(np.float64)
         self.mean_ = values.mean(axis=0)
         scale = values.std(axis=0) if self.standardize else np.ones(values.shape[1])

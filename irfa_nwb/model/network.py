@@ -62,13 +62,18 @@ class IRFANetwork(nn.Module):
             channels, image_size, width=width, bottleneck_norm=bottleneck_norm, init=True
         )
 
-    def forward(self, inputs: Sequence[Tensor]) -> Tensor:
-        return self.generator(self.attention(inputs))
+    def forward(
+        self, inputs: Sequence[Tensor], with_attention: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """The image ``(n, 3, i, i)``; with ``with_attention=True``, ``(attention output,
+        image)`` (the discriminator is conditioned on the first)."""
+        features = self.attention(inputs)
+        image = self.generator(features)
+        return (features, image) if with_attention else image
 
     def forward_with_attention(self, inputs: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
-        """Return ``(attention output, image)``; the discriminator is conditioned on the first."""
-        features = self.attention(inputs)
-        return features, self.generator(features)
+        """Return ``(attention output, image)``."""
+        return self.forward(inputs, with_attention=True)
 
 
 def split_heads(x: Tensor, index: Sequence[Tensor]) -> list[Tensor]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..estimator.distributed import is_main_process
 from ..outputs import check_output_path
 
 logger = logging.getLogger("irfa_nwb.workflows")
@@ -41,6 +42,7 @@ def fit_nwb(
     train_on: str = "averages",
     random_state: int | None = 0,
     overwrite: bool = False,
+    resume_from: str | Path | None = None,
 ) -> FitOutcome:
     """Load a data set, fit IRFA on its training stimuli and write a results NWB file.
 
@@ -72,10 +74,18 @@ def fit_nwb(
         Seed of the split.
     overwrite : bool
         Replace existing output files.
+    resume_from : path, optional
+        Continue an interrupted fit from its checkpoint (``model_kwargs`` must hold the same
+        parameters, and the data must be loaded the same way).
 
     Returns
     -------
     FitOutcome
+
+    Notes
+    -----
+    Under ``torchrun`` every process loads the data and takes part in the fit; only rank 0
+    writes the model and the results (the other ranks return ``results_path=None``).
     """
     from .. import IRFA, average_repeats, evaluate, load_dataset, select_units, split_stimuli
     from ..results import write_results
@@ -97,8 +107,12 @@ def fit_nwb(
         train = average_repeats(train)
     logger.info("fitting on %d stimuli, holding out %d", train.sizes["stimulus_id"],
                 test.sizes["stimulus_id"])
-    estimator = IRFA(**dict(model_kwargs or {})).fit(train["responses"], train["images"])
-    estimator.save(model_path, overwrite=overwrite)
+    estimator = IRFA(**dict(model_kwargs or {})).fit(
+        train["responses"], train["images"], resume_from=resume_from
+    )
+    if not is_main_process():
+        return FitOutcome(estimator, None, model_path, interrupted=estimator.interrupted_)
+    estimator.save(model_path, overwrite=True)  # checked above, before the fit
     if estimator.interrupted_:
         logger.warning("fit interrupted: %s holds the model after epoch %d of %d", model_path,
                        estimator.n_iter_, estimator.max_iter)
