@@ -7,6 +7,8 @@ Modules, one job each:
   the channel mapping to array order, receptive-field centres, file structure, the IRFA
   windows (:data:`IRFA_WINDOWS`)
 - :mod:`.normmua`   :func:`load_tvsd`: the authors' normalised MUA, ``THINGS_normMUA.mat``
+- :mod:`.trials`    :func:`load_tvsd_trials`: ``THINGS_MUA_trials.mat`` with the IRFA paper's
+  preprocessing (windows, z-scoring per day, repeat averaging, electrode selection), streamed
 - :mod:`.stimuli`   :func:`read_things_paths` and the THINGS images
 - :mod:`.convert`   :func:`convert_tvsd`: normMUA + images -> best-practice NWB
 
@@ -28,6 +30,7 @@ from .layout import (
 )
 from .normmua import load_tvsd
 from .stimuli import read_things_paths
+from .trials import load_tvsd_trials, repeat_reliability
 
 __all__ = [
     "CHANNELS_PER_ARRAY",
@@ -36,8 +39,10 @@ __all__ = [
     "MONKEY_N_ARRAY_AREAS",
     "convert_tvsd",
     "load_tvsd",
+    "load_tvsd_trials",
     "read_channel_mapping",
     "read_things_paths",
+    "repeat_reliability",
 ]
 
 #: names kept for one release, with a FutureWarning on access
