@@ -278,6 +278,21 @@ def test_images_and_defaults(trials, tmp_path):
     assert sum(v == "V1" for v in MONKEY_N_ARRAY_AREAS.values()) == 7
 
 
+def test_progress_bar_v73_mapping_and_seven_allmat_columns(trials, tmp_path, capsys):
+    ref = load(trials["path"], min_reliability=None)
+    ds = load(trials["path"], min_reliability=None, progress=True, block_size=4)
+    assert "THINGS_MUA_trials" in capsys.readouterr().err  # tqdm writes to stderr
+    np.testing.assert_array_equal(ds["responses"].values, ref["responses"].values)
+    # the README's ALLMAT: [trial_idx train_idx test_idx rep count correct day]
+    seven = np.insert(ALLMAT, 5, 1.0, axis=1)
+    files = tvsd_trials_files(tmp_path, _mua(), seven, TB, mapping=MAPPING)
+    v73 = tmp_path / "mapping_v73.mat"
+    with h5py.File(v73, "w", userblock_size=512) as f:
+        f["mapping"] = MAPPING[:, None].astype(float)  # MATLAB 1 x 8, transposed by h5py
+    ds = load(files["path"], min_reliability=None, channel_mapping=v73)
+    np.testing.assert_array_equal(ds["responses"].values, ref["responses"].values)
+
+
 def test_repeat_reliability_by_hand():
     reps = np.array([[[1.0], [2.0], [3.0], [np.nan]], [[10.0], [30.0], [20.0], [5.0]]])
     np.testing.assert_allclose(repeat_reliability(reps), [0.5])
