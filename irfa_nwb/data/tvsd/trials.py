@@ -42,6 +42,7 @@ import logging
 import os
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -310,6 +311,110 @@ def _test_repeats(
     return out
 
 
+@dataclass
+class _Trials:
+    """What each trial showed (``ALLMAT``), in file order; ``order`` sorts by ``trial_idx``."""
+
+    stimulus_id: np.ndarray
+    split: np.ndarray
+    is_test: np.ndarray
+    test_idx: np.ndarray
+    day: np.ndarray
+    order: np.ndarray
+    n_train: int
+    n_test: int
+    things_paths: tuple[list[str], list[str]] | None
+
+
+def _trial_info(
+    allmat: np.ndarray, columns: tuple[str, ...], path: Path, images_file: Any
+) -> _Trials:
+    col = {name: k for k, name in enumerate(columns)}
+    train_idx = allmat[:, col["train_idx"]]
+    test_idx = allmat[:, col["test_idx"]]
+    is_train, is_test = train_idx > 0, test_idx > 0
+    if np.any(is_train == is_test):
+        bad = int(np.flatnonzero(is_train == is_test)[0])
+        raise NWBLayoutError(
+            f"{path.name}: ALLMAT row {bad} has train_idx {train_idx[bad]:g} and test_idx "
+            f"{test_idx[bad]:g}; every trial shows exactly one training or one test image"
+        )
+    things_paths = None
+    if images_file is not None:
+        things_paths = read_things_paths(images_file)
+        n_train, n_test = len(things_paths[0]), len(things_paths[1])
+        if train_idx.max(initial=0) > n_train or test_idx.max(initial=0) > n_test:
+            raise InputError(
+                f"ALLMAT refers to training image {int(train_idx.max())} / test image "
+                f"{int(test_idx.max())} but things_imgs lists {n_train} / {n_test}"
+            )
+    else:
+        n_train, n_test = int(train_idx.max(initial=0)), int(test_idx.max(initial=0))
+    return _Trials(
+        stimulus_id=np.where(is_train, train_idx - 1, n_train + test_idx - 1).astype(np.int64),
+        split=np.where(is_train, "train", "test"),
+        is_test=is_test,
+        test_idx=test_idx,
+        day=allmat[:, col["day"]],
+        order=np.argsort(allmat[:, col["trial_idx"]], kind="stable"),
+        n_train=n_train,
+        n_test=n_test,
+        things_paths=things_paths,
+    )
+
+
+def _spans(
+    tb: np.ndarray, areas: np.ndarray, win_ms: Mapping[str, tuple[float, float]]
+) -> tuple[list[str], list[tuple[int, int]], np.ndarray]:
+    """Areas in use, their sample ranges ``[i0, i1)`` of ``tb``, window index per electrode."""
+    present = sorted(set(areas[areas != ""].tolist()))
+    unknown = [a for a in present if a not in win_ms]
+    if unknown:
+        raise InputError(
+            f"no response window for areas {unknown}; give windows= for every area of "
+            f"array_areas (windows are given for {sorted(win_ms)})"
+        )
+    spans = []
+    for area in present:
+        a, b = win_ms[area]
+        i0, i1 = (int(i) for i in np.searchsorted(tb, [a, b], side="left"))
+        if i1 <= i0:
+            raise InputError(
+                f"the {area} window [{a}, {b}) ms holds no sample of tb "
+                f"({tb[0]:g} to {tb[-1]:g} ms)"
+            )
+        spans.append((i0, i1))
+    window = np.full(areas.size, -1, dtype=np.int64)
+    for w, area in enumerate(present):
+        window[areas == area] = w
+    return present, spans, window
+
+
+def _selection(
+    mapped: np.ndarray,
+    reliability: np.ndarray,
+    min_reliability: float | None,
+    rf: Sequence[np.ndarray] | None,
+) -> tuple[np.ndarray, dict[str, int]]:
+    """Electrodes kept (physical order) and how many pass each step."""
+    keep = mapped.copy()
+    counts = {"n_electrodes_file": int(mapped.size), "n_electrodes_mapped": int(mapped.sum())}
+    if min_reliability is not None:
+        keep &= reliability > float(min_reliability)
+        counts["n_electrodes_reliable"] = int(keep.sum())
+    if rf is not None:
+        known = np.isfinite(rf[0]) & np.isfinite(rf[1])
+        counts["n_electrodes_with_rf"] = int((mapped & known).sum())
+        keep &= known
+    counts["n_electrodes_selected"] = int(keep.sum())
+    if not keep.any():
+        raise InputError(
+            f"no electrode passes the selection ({counts}); lower min_reliability or check "
+            "array_areas / channel_mapping / rf_file"
+        )
+    return keep, counts
+
+
 def load_tvsd_trials(
     trials_file: str | os.PathLike,
     *,
@@ -418,33 +523,40 @@ def load_tvsd_trials(
     with _matlab.open_v73(path, "TVSD's THINGS_MUA_trials.mat") as f:
         mua, allmat, tb, columns = _read_layout(f, path)
         _, n_trials, n_elec = mua.shape
+        # everything but ALLMUA is read and checked first: the long read comes last
         order, mapping_desc = _resolve_mapping(channel_mapping, path, n_elec)
         arrays, areas = layout.array_areas(n_elec, channels_per_array, array_areas)
-        mapped = areas != ""
-        unknown = sorted(set(areas[mapped].tolist()) - set(win_ms))
-        if unknown:
-            raise InputError(
-                f"no response window for areas {unknown}; give windows= for every area of "
-                f"array_areas (windows are given for {sorted(win_ms)})"
-            )
-        used = sorted(set(areas[mapped].tolist()))
-        spans = []
-        for area in used:
-            a, b = win_ms[area]
-            i0, i1 = (int(i) for i in np.searchsorted(tb, [a, b], side="left"))
-            if i1 <= i0:
+        used, spans, window_phys = _spans(tb, areas, win_ms)
+        trials = _trial_info(allmat, columns, path, images_file)
+        reliability, reliability_source = None, ""
+        if normmua_file is not None:
+            reliability = read_reliability(normmua_file)
+            if reliability.size != n_elec:
                 raise InputError(
-                    f"the {area} window [{a}, {b}) ms holds no sample of tb "
-                    f"({tb[0]:g} to {tb[-1]:g} ms)"
+                    f"{Path(normmua_file).name} has reliab for {reliability.size} electrodes, "
+                    f"the trials file has {n_elec}"
                 )
-            spans.append((i0, i1))
-        window_phys = np.full(n_elec, -1, dtype=np.int64)
-        for w, area in enumerate(used):
-            window_phys[areas == area] = w
+            reliability_source = f"{Path(normmua_file).resolve()}: reliab averaged over pairs"
+        rf = None
+        if rf_file is None:
+            rf_source = "none (RF filter skipped)"
+        elif rf_file is False:
+            rf_source = "none (RF filter skipped: rf_file=False)"
+        else:
+            *rf, rf_source = layout.read_rf_centres(rf_file, n_elec, rf_variables)
+        image_set, paths = tvsd_images(
+            n_train=trials.n_train,
+            n_test=trials.n_test,
+            images_file=images_file,
+            image_root=image_root,
+            images=images,
+            image_size=image_size,
+            things_paths=trials.things_paths,
+        )
+
         window_rec = np.full(n_elec, -1, dtype=np.int64)
         window_rec[order] = window_phys  # recorded channel order[i] is physical channel i
-        lo = min(s[0] for s in spans)
-        hi = max(s[1] for s in spans)
+        lo, hi = min(s[0] for s in spans), max(s[1] for s in spans)
         itemsize = mua.dtype.itemsize if mua.dtype.kind == "f" else 8
         block = _block_shape(hi - lo, n_trials, n_elec, itemsize, block_size, max_block_bytes)
         logger.info(
@@ -453,38 +565,10 @@ def load_tvsd_trials(
         )
         values, n_blocks = _window_means(mua, lo, hi, spans, window_rec, block, progress)
 
-    # trials: which image, which split, which day -------------------------------------
-    col = {name: k for k, name in enumerate(columns)}
-    train_idx = allmat[:, col["train_idx"]]
-    test_idx = allmat[:, col["test_idx"]]
-    day = allmat[:, col["day"]]
-    is_train = train_idx > 0
-    is_test = test_idx > 0
-    if np.any(is_train == is_test):
-        bad = int(np.flatnonzero(is_train == is_test)[0])
-        raise NWBLayoutError(
-            f"{path.name}: ALLMAT row {bad} has train_idx {train_idx[bad]:g} and test_idx "
-            f"{test_idx[bad]:g}; every trial shows exactly one training or one test image"
-        )
-    things_paths = None
-    if images_file is not None:
-        things_paths = read_things_paths(images_file)
-        n_train, n_test = len(things_paths[0]), len(things_paths[1])
-    else:
-        n_train, n_test = int(train_idx.max(initial=0)), int(test_idx.max(initial=0))
-    if train_idx.max(initial=0) > n_train or test_idx.max(initial=0) > n_test:
-        raise InputError(
-            f"ALLMAT refers to training image {int(train_idx.max())} / test image "
-            f"{int(test_idx.max())} but things_imgs lists {n_train} / {n_test}"
-        )
-    stim = np.where(is_train, train_idx - 1, n_train + test_idx - 1).astype(np.int64)
-    split = np.where(is_train, "train", "test")
-
-    # z-score per electrode, per day, training and test trials separately --------------
-    need = np.flatnonzero(window_rec >= 0)
-    _, groups = np.unique(np.stack([day, is_test.astype(np.float64)]), axis=1,
+    # z-score per electrode, per day, training and test trials separately
+    _, groups = np.unique(np.stack([trials.day, trials.is_test.astype(np.float64)]), axis=1,
                           return_inverse=True)
-    n_degenerate = _zscore_by_day(values, groups, need)
+    n_degenerate = _zscore_by_day(values, groups.ravel(), np.flatnonzero(window_rec >= 0))
     if n_degenerate:
         warnings.warn(
             f"{n_degenerate} (electrode, day, split) groups have fewer than two trials or no "
@@ -492,31 +576,15 @@ def load_tvsd_trials(
             UserWarning,
             stacklevel=2,
         )
-
-    # selection, in physical order ------------------------------------------------------
-    if normmua_file is not None:
-        reliability = read_reliability(normmua_file)
-        if reliability.size != n_elec:
-            raise InputError(
-                f"{Path(normmua_file).name} has reliab for {reliability.size} electrodes, the "
-                f"trials file has {n_elec}"
-            )
-        reliability_source = f"{Path(normmua_file).resolve()}: reliab averaged over repeat pairs"
-    else:
-        test_rows = np.flatnonzero(is_test)
-        reps = _test_repeats(values, test_rows, test_idx[test_rows])
+    if reliability is None:
+        test_rows = np.flatnonzero(trials.is_test)
+        reps = _test_repeats(values, test_rows, trials.test_idx[test_rows])
         reliability = repeat_reliability(reps)[order]
         reliability_source = (
             "computed: mean over pairs of repeats of the Pearson r across test images of the "
             "window means z-scored here (repeat k = k-th presentation in the file)"
         )
-    keep = mapped.copy()
-    counts = {"n_electrodes_file": int(n_elec), "n_electrodes_mapped": int(mapped.sum())}
-    if min_reliability is not None:
-        keep &= reliability > float(min_reliability)
-        counts["n_electrodes_reliable"] = int((mapped & (reliability > min_reliability)).sum())
-    rf_x = rf_y = None
-    if rf_file is None:
+    if rf is None and rf_file is None:
         warnings.warn(
             "no receptive-field centres (rf_file=): the paper also leaves out electrodes "
             "without a known RF centre; that part of the selection is skipped. Pass rf_file= "
@@ -524,28 +592,14 @@ def load_tvsd_trials(
             UserWarning,
             stacklevel=2,
         )
-        rf_source = "none (RF filter skipped)"
-    elif rf_file is False:
-        rf_source = "none (RF filter skipped: rf_file=False)"
-    else:
-        rf_x, rf_y, rf_source = layout.read_rf_centres(rf_file, n_elec, rf_variables)
-        known = np.isfinite(rf_x) & np.isfinite(rf_y)
-        counts["n_electrodes_with_rf"] = int((mapped & known).sum())
-        keep &= known
-    counts["n_electrodes_selected"] = int(keep.sum())
-    if not keep.any():
-        raise InputError(
-            f"no electrode passes the selection ({counts}); lower min_reliability or check "
-            "array_areas / channel_mapping / rf_file"
-        )
+    keep, counts = _selection(areas != "", reliability, min_reliability, rf)
     phys = np.flatnonzero(keep)
 
-    # the Dataset -----------------------------------------------------------------------
-    trial_order = np.argsort(allmat[:, col["trial_idx"]], kind="stable")
+    # the Dataset, presentations in trial order
     cols = order[phys]
     responses = np.empty((n_trials, cols.size), dtype=np.float32)
     for start in range(0, n_trials, 4096):  # no float64 copy of the whole selection
-        rows = trial_order[start : start + 4096]
+        rows = trials.order[start : start + 4096]
         responses[start : start + rows.size] = values[rows][:, cols]
     del values
     units = pd.DataFrame(
@@ -555,24 +609,14 @@ def load_tvsd_trials(
             "area": areas[phys],
         }
     )
-    if rf_x is not None and rf_y is not None:
-        units["rf_x"] = rf_x[phys]
-        units["rf_y"] = rf_y[phys]
+    if rf is not None:
+        units["rf_x"], units["rf_y"] = rf[0][phys], rf[1][phys]
     extra_units = {
         "reliability": reliability[phys].astype(np.float64),
         "window_start": np.array([win_ms[a][0] / 1000.0 for a in areas[phys]]),
         "window_stop": np.array([win_ms[a][1] / 1000.0 for a in areas[phys]]),
-        "recording_channel": order[phys].astype(np.int64),
+        "recording_channel": cols.astype(np.int64),
     }
-    image_set, paths = tvsd_images(
-        n_train=n_train,
-        n_test=n_test,
-        images_file=images_file,
-        image_root=image_root,
-        images=images,
-        image_size=image_size,
-        things_paths=things_paths,
-    )
     attrs: dict[str, Any] = {
         "source": str(path.resolve()),
         "dataset": "TVSD (THINGS Ventral Stream Spiking Dataset, Papale et al. 2025)",
@@ -593,9 +637,9 @@ def load_tvsd_trials(
         "rf_source": rf_source,
         **counts,
         "n_trials": int(n_trials),
-        "n_days": int(np.unique(day).size),
-        "n_train_images": int(n_train),
-        "n_test_images": int(n_test),
+        "n_days": int(np.unique(trials.day).size),
+        "n_train_images": int(trials.n_train),
+        "n_test_images": int(trials.n_test),
         "block_trials": int(block[0]),
         "block_electrodes": int(block[1]),
         "n_blocks": int(n_blocks),
@@ -606,11 +650,11 @@ def load_tvsd_trials(
     return build_dataset(
         responses,
         units,
-        stim[trial_order],
+        trials.stimulus_id[trials.order],
         np.full(n_trials, np.nan),
         image_set,
         attrs,
-        split=split[trial_order],
+        split=trials.split[trials.order],
         extra_unit_coords=extra_units,
         extra_image_coords=things_path_coord(paths, image_set),
         repeats="keep" if repeats == "keep" else "average",
