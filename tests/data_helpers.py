@@ -365,3 +365,46 @@ def tvsd_files(
         "test_paths": test_paths,
         "n_elec": n_elec,
     }
+
+
+def tvsd_trials_files(
+    folder: Path,
+    mua: np.ndarray,
+    allmat: np.ndarray,
+    tb: np.ndarray,
+    *,
+    mapping: np.ndarray | None = None,
+    dtype: Any = np.float64,
+    compression: str | None = "gzip",
+) -> dict[str, Any]:
+    """A ``THINGS_MUA_trials.mat`` with TVSD's layout as h5py sees a MATLAB v7.3 file.
+
+    ``mua`` is MATLAB's ``ALLMUA`` in **array (physical) order**, ``[electrode x trial x time]``;
+    it is written in recording order: physical electrode ``p`` goes to recorded column
+    ``mapping[p] - 1`` (``mapping`` 1-based, as in the authors' ``1024chns_mapping_*.mat``,
+    written to ``_logs/`` as a MATLAB v5 file). ``allmat`` is MATLAB's ``ALLMAT``
+    ``[trial x columns]``, ``tb`` the time base (ms). MATLAB arrays are stored transposed.
+    """
+    import h5py
+    from scipy.io import savemat
+
+    mua = np.asarray(mua)
+    n_elec = mua.shape[0]
+    recorded = mua.copy()
+    if mapping is not None:
+        mapping = np.asarray(mapping, dtype=np.int64)
+        recorded[mapping - 1] = mua
+        logs = folder / "_logs"
+        logs.mkdir(exist_ok=True)
+        savemat(logs / "1024chns_mapping_20220105.mat", {"mapping": mapping[None, :].astype(float)})
+    path = folder / "THINGS_MUA_trials.mat"
+    with h5py.File(path, "w", userblock_size=512) as f:
+        for name, data in (
+            ("ALLMUA", recorded.astype(dtype).T),  # (time, trial, electrode)
+            ("ALLMAT", np.asarray(allmat, dtype=np.float64).T),  # (columns, trial)
+            ("tb", np.asarray(tb, dtype=np.float64)[:, None]),  # MATLAB 1 x n_time
+        ):
+            kwargs = {"chunks": True, "compression": compression} if data.ndim == 3 else {}
+            d = f.create_dataset(name, data=data, **kwargs)
+            d.attrs["MATLAB_class"] = np.bytes_("double" if data.dtype == np.float64 else "single")
+    return {"path": path, "n_elec": n_elec, "mapping": mapping}

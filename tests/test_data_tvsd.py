@@ -6,16 +6,17 @@ import numpy as np
 import pytest
 from data_helpers import sha256, tvsd_files
 
-from irfa_nwb.data import (
-    TVSD_ARRAY_AREAS_N,
-    average_repeats,
+import irfa_nwb
+import irfa_nwb.data
+import irfa_nwb.data.tvsd
+from irfa_nwb.data import average_repeats, load_dataset, select_units, split_stimuli
+from irfa_nwb.data.tvsd import (
+    MONKEY_F_ARRAY_AREAS,
+    MONKEY_N_ARRAY_AREAS,
     convert_tvsd,
-    load_dataset,
     load_tvsd,
-    select_units,
-    split_stimuli,
+    read_things_paths,
 )
-from irfa_nwb.data.tvsd import read_things_paths
 from irfa_nwb.errors import InputError, NWBLayoutError
 
 AREAS = {1: "V1", 2: None, 3: "IT"}
@@ -26,11 +27,33 @@ def tvsd(tmp_path_factory):
     return tvsd_files(tmp_path_factory.mktemp("tvsd"))
 
 
-def test_default_array_map_is_monkey_n():
-    assert [a for a, v in TVSD_ARRAY_AREAS_N.items() if v == "V1"] == [1, 2, 3, 4, 5, 7, 8]
-    assert TVSD_ARRAY_AREAS_N[6] is None
-    assert [a for a, v in TVSD_ARRAY_AREAS_N.items() if v == "V4"] == [9, 10, 11, 12]
-    assert [a for a, v in TVSD_ARRAY_AREAS_N.items() if v == "IT"] == [13, 14, 15, 16]
+def test_array_maps():
+    n = MONKEY_N_ARRAY_AREAS
+    assert [a for a, v in n.items() if v == "V1"] == [1, 2, 3, 4, 5, 7, 8]
+    assert n[6] is None
+    assert [a for a, v in n.items() if v == "V4"] == [9, 10, 11, 12]
+    assert [a for a, v in n.items() if v == "IT"] == [13, 14, 15, 16]
+    # norm_MUA.m, monkey F: channels 1-512 V1, 513-832 IT, 833-1024 V4
+    f = MONKEY_F_ARRAY_AREAS
+    assert [f[a] for a in range(1, 17)] == ["V1"] * 8 + ["IT"] * 5 + ["V4"] * 3
+
+
+@pytest.mark.parametrize(
+    ("module", "old", "new"),
+    [
+        (irfa_nwb.data.tvsd, "TVSD_ARRAY_AREAS_N", "MONKEY_N_ARRAY_AREAS"),
+        (irfa_nwb.data, "TVSD_ARRAY_AREAS_N", "MONKEY_N_ARRAY_AREAS"),
+        (irfa_nwb.data, "load_tvsd", "load_tvsd"),
+        (irfa_nwb.data, "convert_tvsd", "convert_tvsd"),
+        (irfa_nwb, "load_tvsd", "load_tvsd"),
+        (irfa_nwb, "convert_tvsd", "convert_tvsd"),
+    ],
+)
+def test_moved_names_warn_and_still_work(module, old, new):
+    with pytest.warns(FutureWarning, match="irfa_nwb.data.tvsd"):
+        value = getattr(module, old)
+    assert value is getattr(irfa_nwb.data.tvsd, new)
+    assert old not in irfa_nwb.data.__all__
 
 
 def test_read_things_paths(tvsd):
@@ -171,7 +194,7 @@ def test_convert_tvsd_roundtrip_and_inspector(tvsd, tmp_path):
     kwargs = {"images": tvsd["pixels"], "array_areas": AREAS, "channels_per_array": 4}
     with pytest.raises(InputError, match="age"):
         convert_tvsd(tvsd["mua"], tmp_path / "y.nwb", **kwargs)
-    with pytest.raises(FileExistsError):
+    with pytest.raises(InputError, match="already exists"):
         convert_tvsd(tvsd["mua"], out, age="P9Y", **kwargs)
     kwargs.pop("images")
     with pytest.raises(InputError, match="needs the images"):
