@@ -1,6 +1,8 @@
 # The top-level API of irfa_nwb, loaded lazily (lazy_loader.attach_stub reads this file):
 # `import irfa_nwb` imports neither torch nor pynwb; each name is imported on first use.
 from ._version import __version__ as __version__
+from .analysis.compare import compare as compare
+from .analysis.compare import comparison_table as comparison_table
 from .analysis.evaluate import evaluate as evaluate
 from .data import average_repeats as average_repeats
 from .data import list_stimulus_tables as list_stimulus_tables

@@ -17,6 +17,9 @@ and torch is only imported by the network-based metrics, when they run.
 - :mod:`~irfa_nwb.analysis.figures`: PNG figures (arrays in, figures out).
 - :mod:`~irfa_nwb.analysis.evaluate`: :func:`evaluate`, all of the above for a fitted model
   on a data set, as one xarray Dataset (what :func:`irfa_nwb.write_results` stores).
+- :mod:`~irfa_nwb.analysis.compare`: :func:`compare`, several models fitted on the same
+  splits over several seeds, every difference with a paired bootstrap interval
+  (:func:`comparison_table`, :func:`plot_comparison`).
 """
 
 from .alexnet import (
@@ -28,6 +31,16 @@ from .alexnet import (
     notebook_uint8,
 )
 from .clustering import ClusterResult, cluster_features, cluster_stimuli
+from .compare import (
+    BUILTIN_METRICS,
+    Metric,
+    compare,
+    comparison_table,
+    paired_bootstrap_difference,
+    plot_comparison,
+    resampled_identification,
+    verdict_text,
+)
 from .evaluate import evaluate
 from .fields import (
     feature_consistency,
@@ -65,12 +78,16 @@ from .nsd_metrics import (
 
 __all__ = [
     "ALEXNET_LAYERS",
+    "BUILTIN_METRICS",
     "STANDARD_METRICS",
     "ClusterResult",
+    "Metric",
     "alexnet_features",
     "alexnet_layer_correlations",
     "cluster_features",
     "cluster_stimuli",
+    "compare",
+    "comparison_table",
     "correlation_distance",
     "evaluate",
     "feature_consistency",
@@ -83,8 +100,10 @@ __all__ = [
     "load_alexnet",
     "mean_pairwise_correlation",
     "notebook_uint8",
+    "paired_bootstrap_difference",
     "pixel_correlation",
     "plot_cluster_exemplars",
+    "plot_comparison",
     "plot_feature_irfs",
     "plot_layer_correlations",
     "plot_layer_shares",
@@ -92,6 +111,7 @@ __all__ = [
     "plot_spatial_irfs",
     "plot_training_curves",
     "reconstruction_metrics",
+    "resampled_identification",
     "save_figure",
     "similarity_matrix",
     "spatial_consistency",
@@ -99,4 +119,5 @@ __all__ = [
     "ssim",
     "standard_metrics",
     "two_way_identification",
+    "verdict_text",
 ]
