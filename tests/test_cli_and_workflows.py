@@ -1,69 +1,14 @@
-"""The command line and the end-to-end workflows, on tiny simulated data."""
+"""The end-to-end workflows, on tiny simulated data (the command line: tests/test_cli.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from irfa_nwb.cli.main import main
 from irfa_nwb.workflows.demo import rf_localisation, run_demo, spatial_irf_peaks
 
 TINY_SIM = dict(n_stimuli=48, n_test=8, n_repeats=2, image_size=16, random_state=0)
 TINY_MODEL = dict(image_size=16, channels=8, width=8, max_iter=2, batch_size=8)
-
-
-@pytest.fixture(scope="module")
-def session(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cli") / "session.nwb"
-    code = main(["--quiet", "simulate", str(path), "--n-stimuli", "48", "--n-test", "8",
-                 "--n-repeats", "2", "--image-size", "16"])
-    assert code == 0 and path.is_file()
-    return path
-
-
-def test_help_lists_every_command(capsys):
-    with pytest.raises(SystemExit) as info:
-        main(["--help"])
-    assert info.value.code == 0
-    text = capsys.readouterr().out
-    for command in ("demo", "simulate", "inspect", "fit", "predict", "report", "convert-tvsd"):
-        assert command in text
-    assert "examples:" in text
-
-
-def test_inspect(session, capsys):
-    assert main(["inspect", str(session)]) == 0
-    text = capsys.readouterr().out
-    assert "units: " in text and "V1" in text and "stimulus tables" in text
-
-
-def test_fit_predict_report(session, tmp_path, capsys):
-    results = tmp_path / "results.nwb"
-    args = ["--quiet", "fit", str(session), str(results), "--epochs", "1", "--image-size", "16",
-            "--width", "8", "--channels", "8", "--perceptual-weight", "0", "--batch-size", "8"]
-    assert main(args) == 0
-    model = results.with_suffix(".safetensors")
-    assert results.is_file() and model.is_file()
-    # refuses to overwrite without --overwrite, with one clear line and a non-zero status
-    capsys.readouterr()
-    assert main(args) != 0
-    err = capsys.readouterr().err
-    assert "exists" in err and "Traceback" not in err
-    predictions = tmp_path / "predictions.nwb"
-    assert main(["--quiet", "predict", str(model), str(session), str(predictions)]) == 0
-    assert predictions.is_file()
-    figures = tmp_path / "figs"
-    assert main(["report", str(results), "--out", str(figures)]) == 0
-    assert any(p.suffix == ".png" for p in figures.iterdir())
-
-
-def test_errors_are_one_line_and_verbose_shows_traceback(tmp_path, capsys):
-    missing = tmp_path / "missing.nwb"
-    assert main(["inspect", str(missing)]) != 0
-    err = capsys.readouterr().err
-    assert err.startswith("irfa-nwb: error:") and "Traceback" not in err
-    assert main(["--verbose", "inspect", str(missing)]) != 0
-    assert "Traceback" in capsys.readouterr().err
 
 
 def test_demo_workflow_tiny(tmp_path):
