@@ -638,3 +638,32 @@ def test_sigint_saves_the_last_finished_epoch_and_exits_130(session, tmp_path):
     assert not results.exists()
     assert len(model.history_) == model.n_iter_
     assert np.isfinite([h["loss_generator"] for h in model.history_]).all()
+
+
+def test_fit_resumes_from_its_checkpoint(session, tmp_path):
+    from irfa_nwb import load_model
+
+    ckpt = tmp_path / "ckpt.safetensors"
+    first = ["fit", str(session), str(tmp_path / "r.nwb"), *TINY, "--epochs", "1",
+             "--checkpoint-path", str(ckpt), "-q"]
+    assert main(first) == EXIT_OK and load_model(ckpt).n_iter_ == 1
+    resumed = ["fit", str(session), str(tmp_path / "r2.nwb"), *TINY, "--epochs", "2",
+               "--checkpoint-path", str(ckpt), "--resume", str(ckpt), "-q"]
+    assert main(resumed) == EXIT_OK
+    model = load_model(tmp_path / "r2.safetensors")
+    assert model.n_iter_ == 2 and [h["epoch"] for h in model.history_] == [1, 2]
+
+
+def test_compare_writes_the_comparison_and_prints_it(session, tmp_path, capsys):
+    from irfa_nwb import read_results
+
+    out = tmp_path / "comparison.nwb"
+    argv = ["compare", str(session), str(out), *TINY, "--epochs", "1", "--seeds", "0", "1",
+            "--n-bootstrap", "200", "-q"]
+    assert main(argv) == EXIT_OK
+    printed = capsys.readouterr().out
+    assert "IRFA - ridge" in printed and "pixel r" in printed and "verdict" in printed
+    back = read_results(out)
+    assert list(back["model"].values) == ["IRFA", "ridge"]
+    assert list(back["seed"].values) == [0, 1]
+    assert (tmp_path / "comparison_comparison.png").is_file()

@@ -33,7 +33,8 @@ logger = logging.getLogger("irfa_nwb.cli")
 #: exit statuses
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-COMMANDS = ("demo", "simulate", "inspect", "fit", "predict", "report", "convert-tvsd")
+COMMANDS = ("demo", "simulate", "inspect", "fit", "predict", "compare", "report",
+            "convert-tvsd")
 
 EPILOG = """\
 examples:
@@ -44,7 +45,11 @@ examples:
   irfa-nwb fit dandi://000021/sub-703279277/sub-703279277_ses-719161530.nwb results.nwb \\
       --presentations natural_scenes_presentations --images ./natural_scenes/ \\
       --windows VISp=0.03,0.13 VISl=0.04,0.14 --quality allen
+  irfa-nwb fit session.nwb results.nwb --checkpoint-path ckpt.safetensors   # then, after Ctrl-C:
+  irfa-nwb fit session.nwb results.nwb --checkpoint-path ckpt.safetensors --resume ckpt.safetensors
+  torchrun --nproc-per-node 4 -m irfa_nwb.cli.main fit session.nwb results.nwb  # 4 GPUs
   irfa-nwb predict results.safetensors other_session.nwb predictions.nwb
+  irfa-nwb compare session.nwb comparison.nwb --seeds 0 1 2 --epochs 20   # IRFA vs ridge
   irfa-nwb report results.nwb --out figures/
   irfa-nwb convert-tvsd THINGS_normMUA.mat tvsd.nwb --images-file things_imgs.mat \\
       --image-root THINGS/ --age P7Y
@@ -214,11 +219,43 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
          help="fit on the repeat-averaged response of each training stimulus, or on every "
          "presentation")
     _arg(g, "--overwrite", action="store_true", help="replace existing output files")
+    _arg(g, "--resume", metavar="CHECKPOINT", default=None, show=False,
+         help="continue an interrupted fit from its checkpoint (written with "
+         "--checkpoint-path); give the same data and model options")
     if "fit" in commands:
         add_options(p.add_argument_group("data (see irfa_nwb.load_dataset)"),
                     _loader_options(for_predict=False))
         model = _estimator_options()
         add_options(p.add_argument_group("model (see irfa_nwb.IRFA)"), model)
+        p.set_defaults(_model_params=tuple(o.name for o in model))
+    _global_options(p, top=False)
+
+    p = command("compare", "compare IRFA with the ridge baseline over seeds, with paired "
+                "bootstrap confidence intervals; write a results file and a figure",
+                "source output")
+    p.add_argument("source", help="path, dandi:// address or URL")
+    p.add_argument("output", help="results .nwb file to write")
+    g = p.add_argument_group("comparison (see irfa_nwb.compare)")
+    _arg(g, "--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="SEED",
+         help="one fit of every model per seed (a new split per seed when the file "
+         "designates none)")
+    _arg(g, "--test-size", type=fraction, default=0.1, metavar="FRACTION",
+         help="fraction of stimuli held out when the file designates no test split")
+    _arg(g, "--n-bootstrap", type=int, default=2000, help="bootstrap resamples")
+    _arg(g, "--confidence", type=fraction, default=0.95, help="level of the intervals")
+    _arg(g, "--min-reliability", type=float, default=None, show=False, metavar="R",
+         help="keep only units whose split-half reliability exceeds this")
+    _arg(g, "--train-on", choices=("averages", "presentations"), default="averages",
+         help="fit on repeat averages or on every presentation")
+    _arg(g, "--no-figure", dest="figure", action="store_false",
+         help="do not draw the comparison figure", show=False)
+    _arg(g, "--overwrite", action="store_true", help="replace existing output files")
+    if "compare" in commands:
+        add_options(p.add_argument_group("data (see irfa_nwb.load_dataset)"),
+                    _loader_options(for_predict=False))
+        model = _estimator_options()
+        add_options(p.add_argument_group("IRFA (see irfa_nwb.IRFA; ridge is fitted at the "
+                                         "same image size)"), model)
         p.set_defaults(_model_params=tuple(o.name for o in model))
     _global_options(p, top=False)
 
@@ -327,6 +364,19 @@ def _run(args: argparse.Namespace) -> int:
         _inspect(args)
     elif args.command == "fit":
         return _fit(args)
+    elif args.command == "compare":
+        from ..workflows.compare import compare_nwb
+
+        model_kwargs = _model_kwargs(args)
+        _check_model_kwargs(model_kwargs)
+        outcome = compare_nwb(
+            args.source, args.output, model_kwargs=model_kwargs, seeds=args.seeds,
+            test_size=args.test_size, load_kwargs=_load_kwargs(args),
+            min_reliability=args.min_reliability, n_bootstrap=args.n_bootstrap,
+            confidence=args.confidence, train_on=args.train_on, figure=args.figure,
+            overwrite=args.overwrite,
+        )
+        print(outcome.table)
     elif args.command == "predict":
         from ..workflows.fit import predict_nwb
 
@@ -363,7 +413,7 @@ def _fit(args: argparse.Namespace) -> int:
         args.source, args.output, model_path=args.model, load_kwargs=_load_kwargs(args),
         model_kwargs=model_kwargs, test_size=args.test_size,
         min_reliability=args.min_reliability, train_on=args.train_on,
-        random_state=args.random_state, overwrite=args.overwrite,
+        random_state=args.random_state, overwrite=args.overwrite, resume_from=args.resume,
     )
     if not outcome.interrupted:
         return EXIT_OK
@@ -412,6 +462,11 @@ def _inspect(args: argparse.Namespace) -> None:
 #: command line: (pattern, replacement, the fix to append when the pattern is not found or None)
 _WEIGHTS_ADVICE: dict[str, tuple[tuple[str, str, str | None], ...]] = {
     "fit": (
+        (r"allow_download=True", "--allow-download", None),
+        (r"IRFA\(perceptual_weight=0\)", "--perceptual-weight 0",
+         "--perceptual-weight 0 trains without the perceptual loss (no pretrained weights)"),
+    ),
+    "compare": (
         (r"allow_download=True", "--allow-download", None),
         (r"IRFA\(perceptual_weight=0\)", "--perceptual-weight 0",
          "--perceptual-weight 0 trains without the perceptual loss (no pretrained weights)"),

@@ -42,6 +42,7 @@ NOT_ON_COMMAND_LINE: dict[str, str] = {
     "callbacks": "Python callables",
     "epochs": "deprecated name of max_iter (--max-iter / --epochs)",
     "verbose": "a progress bar is shown unless --quiet",
+    "num_workers": "deprecated and ignored (the training data are indexed in memory)",
 }
 
 #: friendly extra names of estimator options
