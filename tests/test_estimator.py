@@ -245,8 +245,12 @@ def test_clear_errors(tiny_data):
         IRFA(unit_groups=[*groups[:-1], None], **FAST).fit(X, images)
     with pytest.raises(InputError, match="missing label"):
         IRFA(unit_groups=[*[1.0] * 23, float("nan")], **FAST).fit(X, images)
-    with pytest.raises(InputError, match="2-D"):
+    with pytest.raises(InputError, match="dim 3, while dim <= 2"):  # scikit-learn's words
         est.fit(X[:, :, None], images)
+    with pytest.raises(InputError, match="Expected 2D array"):
+        est.fit(X[:, 0], images)
+    with pytest.raises(InputError, match="requires y to be passed"):
+        est.fit(X, None)
     with pytest.raises(InputError, match="early_stopping must be True or False"):
         IRFA(early_stopping=2, **FAST).fit(X, images)
     with pytest.raises(InputError, match="validation_fraction"):

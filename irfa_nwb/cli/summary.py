@@ -225,7 +225,7 @@ def _counts(counts: dict[str, int]) -> str:
 def _units_choice(nwb: Any) -> ResponseChoice | None:
     import numpy as np
 
-    from ..data._tables import colnames, read_ragged
+    from ..data.tables import colnames, read_ragged
     from ..data.units import ALLEN_QUALITY, unit_metadata
     from ..errors import NWBLayoutError
 

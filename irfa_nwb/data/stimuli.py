@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, NWBLayoutError
-from ._tables import colnames, read_column
+from .tables import colnames, read_column
 from .images import ImageSet, images_from_nwb_container
 
 __all__ = ["Presentations", "find_presentations", "list_stimulus_tables", "stimulus_candidates"]

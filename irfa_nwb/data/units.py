@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, NWBLayoutError
-from ._tables import colnames, first_of_ragged, read_column, read_ragged, row_ids
+from .tables import colnames, first_of_ragged, read_column, read_ragged, row_ids
 
 __all__ = ["ALLEN_QUALITY", "electrode_metadata", "spike_counts", "unit_metadata"]
 

@@ -50,10 +50,17 @@ class ReconstructionEstimator(RegressorMixin, BaseEstimator):
     def _fit_inputs(self, X: Any, y: Any) -> tuple[Responses, np.ndarray, np.ndarray]:
         """Checked responses, the distinct images and each row's image index; records the
         fitted layout."""
+        if y is None:
+            raise InputError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None: "
+                "pass the images that evoked the responses"
+            )
         resp = as_responses(X)
-        images, image_index = image_pairing(resp, y)
         if len(resp.values) < 2:
-            raise InputError(f"need at least 2 samples to fit; got {len(resp.values)}")
+            raise InputError(
+                f"need at least 2 samples to fit; got n_samples = {len(resp.values)}"
+            )
+        images, image_index = image_pairing(resp, y)
         self.n_features_in_ = int(resp.values.shape[1])
         self.unit_ids_ = resp.unit_ids
         stim = resp.present_stimulus_ids

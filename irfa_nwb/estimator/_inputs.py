@@ -70,12 +70,16 @@ def _stimulus_ids_of(da: Any, sample_dims: tuple[str, ...]) -> np.ndarray | None
     return np.asarray(full.values).reshape(-1)
 
 
-def _check_values(values: np.ndarray, name: str) -> np.ndarray:
-    if not np.issubdtype(values.dtype, np.number) or np.issubdtype(
-        values.dtype, np.complexfloating
-    ):
-        raise InputError(f"{name} must hold real numbers; got dtype {values.dtype}")
-    return values.astype(np.float32, copy=False)
+def _check_values(values: Any, name: str) -> np.ndarray:
+    """A float32 2-D array, checked the scikit-learn way (its messages for sparse, complex,
+    object, empty input); NaN / inf are checked afterwards with our own rules."""
+    from sklearn.utils.validation import check_array
+
+    try:
+        return check_array(values, dtype=np.float32, ensure_all_finite=False,
+                           input_name=name, estimator=None)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{name}: {err}") from None
 
 
 def as_responses(X: Any, *, name: str = "X") -> Responses:
@@ -114,21 +118,16 @@ def as_responses(X: Any, *, name: str = "X") -> Responses:
         )
         areas = np.asarray(X.coords["area"].values).astype(str) if "area" in X.coords else None
         shape = tuple(X.sizes[d] for d in sample_dims)
-        values = _check_values(np.asarray(X.values), name).reshape(-1, X.sizes[UNIT_DIM])
+        values = np.asarray(X.values).reshape(-1, X.sizes[UNIT_DIM])
+        values = _check_values(values, name) if values.size else values.astype(np.float32)
         out = Responses(
             values, np.ones(len(values), dtype=bool), sample_dims, shape, coords,
             _stimulus_ids_of(X, sample_dims), unit_ids, groups, areas,
         )
     else:
-        try:
-            values = np.asarray(X)
-        except Exception as err:
-            raise InputError(f"{name} could not be read as an array: {err}") from err
-        if values.ndim != 2:
-            raise InputError(
-                f"{name} must be 2-D (n_samples, n_units); got shape {values.shape}"
-            )
-        values = _check_values(values, name)
+        if X is None:
+            raise InputError(f"{name} is None; pass the responses (n_samples, n_units)")
+        values = _check_values(X, name)  # 2-D (n_samples, n_units), scikit-learn's messages
         out = Responses(values, np.ones(len(values), dtype=bool))
     if out.values.shape[0] == 0 or out.values.shape[1] == 0:
         raise InputError(f"{name} is empty (shape {out.values.shape})")
