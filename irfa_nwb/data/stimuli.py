@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, NWBLayoutError
-from .tables import colnames, read_column
 from .images import ImageSet, images_from_nwb_container
+from .tables import colnames, read_column
 
 __all__ = ["Presentations", "find_presentations", "list_stimulus_tables", "stimulus_candidates"]
 
