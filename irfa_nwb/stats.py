@@ -8,11 +8,15 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["pearson_r", "pearson_rows"]
+__all__ = ["pearson_r", "pearson_rows", "standardized_rows"]
 
 
-def _unit_rows(m: np.ndarray) -> np.ndarray:
-    """Centre each row and scale it to unit norm (NaN rows where the row is constant)."""
+def standardized_rows(m: np.ndarray) -> np.ndarray:
+    """Centre each row and scale it to unit norm (NaN rows where the row is constant).
+
+    The Pearson r of two rows is the dot product of their standardized versions, so
+    ``standardized_rows(A) @ standardized_rows(B).T`` is every row of A against every row of B.
+    """
     m = m - m.mean(axis=1, keepdims=True)
     norm = np.linalg.norm(m, axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -37,7 +41,7 @@ def pearson_rows(a: Any, b: Any) -> np.ndarray:
     if a.shape != b.shape:
         raise InputError(f"cannot correlate arrays of shapes {a.shape} and {b.shape}")
     n = a.shape[0] if a.ndim else 1
-    return np.sum(_unit_rows(a.reshape(n, -1)) * _unit_rows(b.reshape(n, -1)), axis=1)
+    return np.sum(standardized_rows(a.reshape(n, -1)) * standardized_rows(b.reshape(n, -1)), axis=1)
 
 
 def pearson_r(a: Any, b: Any) -> float:

@@ -14,7 +14,7 @@ def test_pixel_correlation_hand_values():
     a = np.array([[[0.0, 1.0], [2.0, 3.0]], [[1.0, 0.0], [0.0, 1.0]]])
     b = np.array([[[0.0, 2.0], [4.0, 6.0]], [[0.0, 1.0], [1.0, 0.0]]])
     r = metrics.pixel_correlation(a, b)
-    assert r.dims == ("stimulus",)
+    assert r.dims == ("stimulus_id",)
     np.testing.assert_allclose(r.values, [1.0, -1.0])
     # partial correlation: x = [0,1,2,3], y = [0,1,1,3]
     x = np.array([0.0, 1, 2, 3])

@@ -33,7 +33,8 @@ import numpy as np
 import xarray as xr
 
 from ..errors import InputError
-from .metrics import _stimulus_coords, _zscore_rows
+from ..stats import standardized_rows
+from .metrics import _stimulus_coords
 
 #: AlexNet layers of the paper's feature metric, in network order
 ALEXNET_LAYERS: tuple[str, ...] = (
@@ -420,7 +421,7 @@ def alexnet_layer_correlations(
         reconstructions, flattened over the whole set (the number the paper reports);
         ``mean_squared_difference`` (``("layer",)``): mean over all images and features of the
         squared feature difference (the notebook's "distance"); ``per_image``
-        (``("stimulus", "layer")``): Pearson r per stimulus/reconstruction pair (not in the
+        (``("stimulus_id", "layer")``): Pearson r per stimulus/reconstruction pair (not in the
         paper).
 
     Raises
@@ -460,7 +461,8 @@ def alexnet_layer_correlations(
                     f"{name} features differ in size between stimuli and reconstructions"
                 )
             moments[name].update(fa[name], fb[name])
-            per_image[sl, j] = np.sum(_zscore_rows(fa[name]) * _zscore_rows(fb[name]), axis=1)
+            za, zb = standardized_rows(fa[name]), standardized_rows(fb[name])
+            per_image[sl, j] = np.sum(za * zb, axis=1)
     coords: dict[str, Any] = {"layer": list(layers)}
     coords.update(_stimulus_coords(stimuli, reconstructions))
     ds = xr.Dataset(
@@ -469,7 +471,7 @@ def alexnet_layer_correlations(
             "mean_squared_difference": (
                 ("layer",), np.array([moments[name].mse for name in layers])
             ),
-            "per_image": (("stimulus", "layer"), per_image),
+            "per_image": (("stimulus_id", "layer"), per_image),
         },
         coords=coords,
     )

@@ -64,14 +64,14 @@ class ClusterResult:
         return [self.stimulus_ids[idx] for idx in self.exemplars]
 
     def to_xarray(self) -> xr.Dataset:
-        """Return labels (dims ``stimulus``) and silhouette scores (dims ``k``) as a Dataset."""
+        """Return labels (dims ``stimulus_id``) and silhouette scores (dims ``k``) as a Dataset."""
         ks = sorted(self.silhouette)
         return xr.Dataset(
             {
-                "label": (("stimulus",), self.labels),
+                "label": (("stimulus_id",), self.labels),
                 "silhouette": (("k",), np.array([self.silhouette[k] for k in ks])),
             },
-            coords={"stimulus_id": ("stimulus", self.stimulus_ids), "k": ks},
+            coords={"stimulus_id": ("stimulus_id", self.stimulus_ids), "k": ks},
             attrs={"area": self.area, "chosen_k": self.k, "heads": list(self.heads)},
         )
 

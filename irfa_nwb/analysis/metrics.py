@@ -3,8 +3,8 @@
 All functions take two image stacks of the same shape ``(n, y, x, channel)`` (or ``(n, y, x)``)
 with values in ``[0, 1]``: the presented stimuli and their reconstructions, paired by index.
 NumPy arrays and :class:`xarray.DataArray` objects are both accepted; per-image results come
-back as :class:`xarray.DataArray` with a ``stimulus`` dimension (and the ``stimulus_id``
-coordinate of the inputs, when they had one).
+back as :class:`xarray.DataArray` with a ``stimulus_id`` dimension (with the inputs'
+``stimulus_id`` values, when they had them).
 
 Network-based measures live elsewhere: the IRFA paper's AlexNet layer correlations in
 :mod:`irfa_nwb.analysis.alexnet`, the eight-metric table of NSD reconstruction work in
@@ -20,6 +20,17 @@ import numpy as np
 import xarray as xr
 
 from ..errors import InputError
+from ..stats import pearson_r, pearson_rows, standardized_rows
+
+__all__ = [
+    "identification_accuracy",
+    "identification_rank",
+    "pearson_r",
+    "pixel_correlation",
+    "reconstruction_metrics",
+    "similarity_matrix",
+    "ssim",
+]
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -30,7 +41,7 @@ def _stimulus_coords(*arrays: Any) -> dict[str, Any]:
         if isinstance(arr, xr.DataArray) and "stimulus_id" in arr.coords:
             sid = arr.coords["stimulus_id"]
             if sid.ndim == 1:
-                return {"stimulus_id": ("stimulus", np.asarray(sid.values))}
+                return {"stimulus_id": ("stimulus_id", np.asarray(sid.values))}
     return {}
 
 
@@ -55,35 +66,6 @@ def _as_pair(stimuli: Any, reconstructions: Any) -> tuple[np.ndarray, np.ndarray
     return a, b
 
 
-def _zscore_rows(m: np.ndarray) -> np.ndarray:
-    """Centre and scale each row to unit norm (NaN rows where the row is constant)."""
-    m = m - m.mean(axis=1, keepdims=True)
-    norm = np.linalg.norm(m, axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(norm > 0, m / np.where(norm > 0, norm, 1.0), np.nan)
-
-
-def pearson_r(a: Any, b: Any) -> float:
-    """Pearson correlation between two arrays, flattened.
-
-    Parameters
-    ----------
-    a, b : array_like
-        Arrays with the same number of elements.
-
-    Returns
-    -------
-    float
-        The correlation, or NaN when either array is constant.
-    """
-    a = np.asarray(a, dtype=np.float64).ravel()
-    b = np.asarray(b, dtype=np.float64).ravel()
-    if a.size != b.size:
-        raise InputError(f"arrays have different sizes ({a.size} and {b.size})")
-    z = _zscore_rows(np.stack([a, b]))
-    return float(np.sum(z[0] * z[1]))
-
-
 # ----------------------------------------------------------------------------- pixel metrics
 
 
@@ -97,16 +79,13 @@ def pixel_correlation(stimuli: Any, reconstructions: Any) -> xr.DataArray:
 
     Returns
     -------
-    xarray.DataArray, dims ("stimulus",)
+    xarray.DataArray, dims ("stimulus_id",)
         One correlation per image (NaN for a constant image).
     """
     a, b = _as_pair(stimuli, reconstructions)
-    n = a.shape[0]
-    za = _zscore_rows(a.reshape(n, -1))
-    zb = _zscore_rows(b.reshape(n, -1))
-    r = np.sum(za * zb, axis=1)
     return xr.DataArray(
-        r, dims=("stimulus",), coords=_stimulus_coords(stimuli, reconstructions), name="pixel_r"
+        pearson_rows(a, b), dims=("stimulus_id",),
+        coords=_stimulus_coords(stimuli, reconstructions), name="pixel_r",
     )
 
 
@@ -125,7 +104,7 @@ def ssim(stimuli: Any, reconstructions: Any, *, data_range: float = 1.0) -> xr.D
 
     Returns
     -------
-    xarray.DataArray, dims ("stimulus",)
+    xarray.DataArray, dims ("stimulus_id",)
         One SSIM value per image.
     """
     from skimage.metrics import structural_similarity
@@ -145,7 +124,8 @@ def ssim(stimuli: Any, reconstructions: Any, *, data_range: float = 1.0) -> xr.D
         ]
     )
     return xr.DataArray(
-        values, dims=("stimulus",), coords=_stimulus_coords(stimuli, reconstructions), name="ssim"
+        values, dims=("stimulus_id",), coords=_stimulus_coords(stimuli, reconstructions),
+        name="ssim",
     )
 
 
@@ -167,8 +147,8 @@ def similarity_matrix(stimuli: Any, reconstructions: Any) -> np.ndarray:
     """
     a, b = _as_pair(stimuli, reconstructions)
     n = a.shape[0]
-    za = _zscore_rows(a.reshape(n, -1))
-    zb = _zscore_rows(b.reshape(n, -1))
+    za = standardized_rows(a.reshape(n, -1))
+    zb = standardized_rows(b.reshape(n, -1))
     return zb @ za.T
 
 
@@ -191,7 +171,7 @@ def identification_rank(
 
     Returns
     -------
-    xarray.DataArray of int64, dims ("stimulus",)
+    xarray.DataArray of int64, dims ("stimulus_id",)
         1-based ranks.
     """
     s = similarity_matrix(stimuli, reconstructions) if similarity is None else similarity
@@ -205,7 +185,7 @@ def identification_rank(
     ranks = (better + 1).astype(np.int64)
     return xr.DataArray(
         ranks,
-        dims=("stimulus",),
+        dims=("stimulus_id",),
         coords=_stimulus_coords(stimuli, reconstructions),
         name="identification_rank",
     )
@@ -274,7 +254,7 @@ def reconstruction_metrics(stimuli: Any, reconstructions: Any) -> xr.Dataset:
     Returns
     -------
     xarray.Dataset
-        Variables ``pixel_r``, ``ssim``, ``identification_rank`` (dims ``("stimulus",)``);
+        Variables ``pixel_r``, ``ssim``, ``identification_rank`` (dims ``("stimulus_id",)``);
         attrs ``mean_pixel_r``, ``mean_ssim``, ``identification_accuracy`` (n-way with n =
         all stimuli) and ``identification_accuracy_2way`` (NaN with a single stimulus).
     """
