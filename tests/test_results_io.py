@@ -183,6 +183,29 @@ def test_images_are_named_and_ordered_by_stimulus_id(setup, tmp_path):
         assert order == [f"stimulus_{s}" for s in sorted(STIM_IDS)]
 
 
+def test_large_sources_are_not_hashed_by_default(setup, tmp_path, monkeypatch):
+    from irfa_nwb.results import writer
+
+    src, _, _, res, _ = setup
+    size = src.stat().st_size
+    monkeypatch.setattr(writer, "AUTO_CHECKSUM_LIMIT", size - 1)  # the source is "too large"
+    skipped = read_results(write_results(tmp_path / "auto.nwb", res)).attrs["source"]
+    assert "source_sha256" not in skipped
+    assert skipped["source_size"] == size
+    mtime = datetime.fromisoformat(skipped["source_mtime"]).timestamp()
+    assert mtime == pytest.approx(src.stat().st_mtime, abs=1e-3)
+    forced = read_results(write_results(tmp_path / "forced.nwb", res, checksum=True))
+    assert forced.attrs["source"]["source_sha256"] == _sha(src)
+    monkeypatch.setattr(writer, "AUTO_CHECKSUM_LIMIT", size)
+    small = read_results(write_results(tmp_path / "small.nwb", res)).attrs["source"]
+    assert small["source_sha256"] == _sha(src)
+    never = read_results(write_results(tmp_path / "never.nwb", res, checksum=False))
+    assert "source_sha256" not in never.attrs["source"]
+    with pytest.raises(InputError, match="checksum must be"):
+        write_results(tmp_path / "bad.nwb", res, checksum="yes")
+    assert not (tmp_path / "bad.nwb").exists()
+
+
 def test_provenance_names_the_source_and_its_checksum(setup, tmp_path):
     src, _, _, res, _ = setup
     out = write_results(tmp_path / "results.nwb", res)

@@ -57,6 +57,9 @@ from ..data.nwbfile import (
 from ..errors import InputError, NWBLayoutError
 from ..outputs import check_output_path, sha256_of
 
+#: largest source file that ``write_results(checksum="auto")`` hashes (bytes)
+AUTO_CHECKSUM_LIMIT = 4 * 1024**3
+
 PAPER_DOI = "https://doi.org/10.48550/arXiv.2501.03051"
 _KEYWORDS = ("image reconstruction", "inverse receptive fields", "IRFA")
 IMAGE_DIMS = ("stimulus_id", "y", "x", "channel")
@@ -276,6 +279,7 @@ def write_results(
     overwrite: bool = False,
     append: bool = False,
     source_metadata: bool = True,
+    checksum: bool | str = "auto",
 ) -> Path:
     """Write an evaluation to NWB: a **new** file by default, written atomically.
 
@@ -299,6 +303,11 @@ def write_results(
         atomically.
     source_metadata : bool, default True
         Copy the source's session metadata (needed for a clean nwbinspector report).
+    checksum : {"auto", True, False}, default "auto"
+        Hash a local source file (SHA-256) so that the results can be tied to the exact bytes
+        they came from. ``"auto"`` hashes files up to 4 GiB and skips larger ones (a 60 GB
+        recording takes minutes to read); the source's size and modification time are
+        recorded either way.
 
     Returns
     -------
@@ -324,9 +333,15 @@ def write_results(
                 "or pass append=True to add them to the source"
             )
         check_output_path(path, overwrite=overwrite, what="results file")
+    if checksum not in ("auto", True, False):
+        raise InputError(f"checksum must be 'auto', True or False, got {checksum!r}")
     if local is not None:
         record["source"] = str(local)
-        record["source_sha256"] = sha256_of(local)
+        stat = local.stat()
+        record["source_size"] = int(stat.st_size)
+        record["source_mtime"] = datetime.fromtimestamp(stat.st_mtime, timezone.utc).isoformat()
+        if checksum is True or (checksum == "auto" and stat.st_size <= AUTO_CHECKSUM_LIMIT):
+            record["source_sha256"] = sha256_of(local)
     elif _is_nwbfile(source):
         record.setdefault("source", str(getattr(source, "container_source", None)
                                          or f"<in-memory NWBFile {source.identifier}>"))
