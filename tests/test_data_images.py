@@ -83,6 +83,15 @@ def test_read_images_forms():
         read_images(mixed)
     resized = read_images(mixed, image_size=(4, 4))
     assert resized.pixels.shape == (2, 4, 4, 1) and list(resized.names) == ["a", "b"]
+    # the loader resizes exactly as the estimator resizes its targets (torch antialias bilinear)
+    torch = pytest.importorskip("torch")
+    big = np.random.default_rng(0).integers(0, 256, size=(9, 7, 3), dtype=np.uint8)
+    got = read_images({"big": big, "small": big[:4, :4]}, image_size=(5, 4)).pixels[0]
+    ref = torch.nn.functional.interpolate(
+        torch.from_numpy(big / 255.0).permute(2, 0, 1)[None], size=(5, 4), mode="bilinear",
+        antialias=True, align_corners=False,
+    )[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(got, ref, atol=2e-6)
     gray_rgb = {"g": np.zeros((2, 2), np.uint8), "c": np.zeros((2, 2, 3), np.uint8)}
     assert read_images(gray_rgb).pixels.shape == (2, 2, 2, 3)
     da = xr.DataArray(

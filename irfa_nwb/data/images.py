@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, NWBLayoutError
+from ..imaging import resize_images, to_float_images
 
 __all__ = ["ImageSet", "images_from_nwb_container", "read_images"]
 
@@ -89,7 +90,7 @@ def _stack(
     if len(n_channels) > 1:
         out = [np.repeat(f, 3, axis=-1) if f.shape[-1] == 1 else f for f in out]
     if image_size is not None:
-        out = [_resize(f, image_size) for f in out]
+        out = [_resize(f, image_size, what) for f in out]
     shapes = {f.shape for f in out}
     if len(shapes) > 1:
         raise InputError(
@@ -101,16 +102,11 @@ def _stack(
     return _normalise(np.stack(out), what)
 
 
-def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def _resize(img: np.ndarray, size: tuple[int, int], what: str) -> np.ndarray:
+    """One ``(y, x, channel)`` image at ``size``, resized as the estimator resizes its targets."""
     if tuple(img.shape[:2]) == tuple(size):
         return img
-    from skimage.transform import resize
-
-    src = img.astype(np.float64)
-    if img.dtype.kind in "ui":
-        src = src / (255.0 if img.max() <= 255 else np.iinfo(img.dtype).max)
-    res = resize(src, (*size, img.shape[-1]), anti_aliasing=True, preserve_range=True)
-    return res.clip(0, 1).astype(np.float32)
+    return resize_images(to_float_images(img[None], channels=None, name=what), size)[0]
 
 
 def _read_file(path: Path) -> np.ndarray:
