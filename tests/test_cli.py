@@ -86,6 +86,17 @@ def test_help_lists_commands_global_options_and_exit_statuses(capsys):
         assert status in text
 
 
+def test_python_dash_m_runs_the_command_line():
+    # what `torchrun -m irfa_nwb fit ...` relies on
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "irfa_nwb", "--version"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == EXIT_OK, done.stderr
+    assert done.stdout == f"irfa-nwb {__version__}\n"
+
+
 def test_version(capsys):
     assert main(["--version"]) == EXIT_OK
     assert capsys.readouterr().out == f"irfa-nwb {__version__}\n"

@@ -41,15 +41,15 @@ examples:
   irfa-nwb demo                                   # whole pipeline on simulated data
   irfa-nwb simulate session.nwb --n-stimuli 500   # a simulated NWB file to play with
   irfa-nwb inspect session.nwb                    # what a file offers, and the fit command
-  irfa-nwb fit session.nwb results.nwb --epochs 50
+  irfa-nwb fit session.nwb results.nwb --max-iter 50
   irfa-nwb fit dandi://000021/sub-703279277/sub-703279277_ses-719161530.nwb results.nwb \\
       --presentations natural_scenes_presentations --images ./natural_scenes/ \\
       --windows VISp=0.03,0.13 VISl=0.04,0.14 --quality allen
   irfa-nwb fit session.nwb results.nwb --checkpoint-path ckpt.safetensors   # then, after Ctrl-C:
   irfa-nwb fit session.nwb results.nwb --checkpoint-path ckpt.safetensors --resume ckpt.safetensors
-  torchrun --nproc-per-node 4 -m irfa_nwb.cli.main fit session.nwb results.nwb  # 4 GPUs
+  torchrun --nproc-per-node 4 -m irfa_nwb fit session.nwb results.nwb   # 4 GPUs, one node
   irfa-nwb predict results.safetensors other_session.nwb predictions.nwb
-  irfa-nwb compare session.nwb comparison.nwb --seeds 0 1 2 --epochs 20   # IRFA vs ridge
+  irfa-nwb compare session.nwb comparison.nwb --seeds 0 1 2 --max-iter 20   # IRFA vs ridge
   irfa-nwb report results.nwb --out figures/
   irfa-nwb convert-tvsd THINGS_normMUA.mat tvsd.nwb --images-file things_imgs.mat \\
       --image-root THINGS/ --age P7Y
