@@ -69,7 +69,7 @@ def to_float_images(
         if lo < 0:
             raise InputError(f"{name} hold negative integer pixel values (min {lo})")
         scale = 255.0 if hi <= 255 else float(np.iinfo(arr.dtype).max)
-        out = (arr / np.float32(scale)).astype(np.float32)
+        out = (arr / np.float32(scale)).astype(np.float32, copy=False)
     elif kind == "f":
         out = arr.astype(np.float32, copy=False)
         finite = np.isfinite(out)

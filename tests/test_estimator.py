@@ -337,3 +337,34 @@ def test_dense_attention_option_gives_same_model(tiny_data):
         X[:16], images[:16]
     )
     np.testing.assert_allclose(a.predict(X[16:20]), b.predict(X[16:20]), atol=2e-4)
+
+
+def test_targets_are_converted_a_block_at_a_time_and_only_when_used(monkeypatch):
+    """Large source images never exist in float32 at full size; unused images are skipped."""
+    import tracemalloc
+
+    from irfa_nwb.estimator import _inputs
+    from irfa_nwb.imaging import resize_images, to_float_images
+
+    rng = np.random.default_rng(0)
+    raw = rng.integers(0, 256, size=(900, 128, 128, 3), dtype=np.uint8)
+    ids = np.arange(900) + 1000
+    images = xr.DataArray(raw, dims=("stimulus_id", "y", "x", "channel"),
+                          coords={"stimulus_id": ids})
+    used = rng.choice(ids, size=600, replace=False)
+    responses = xr.DataArray(rng.normal(size=(600, 5)), dims=("stimulus_id", "unit"),
+                             coords={"stimulus_id": used})
+    resp = _inputs.as_responses(responses)
+    tracemalloc.start()
+    got, index = _inputs.image_pairing(resp, images, size=16)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    full = raw[: len(used)].size * 4  # the used images in float32 at full size
+    assert peak < full / 2, (peak, full)
+    assert got.shape == (600, 16, 16, 3)
+    expected = resize_images(to_float_images(raw[used - 1000]), 16)
+    np.testing.assert_allclose(got[index], expected, atol=1e-6)
+    # block boundaries do not change the numbers
+    monkeypatch.setattr(_inputs, "_IMAGE_BLOCK_BYTES", 7 * 128 * 128 * 3 * 4 + 5)
+    again, index2 = _inputs.image_pairing(resp, images, size=16)
+    np.testing.assert_array_equal(again[index2], got[index])

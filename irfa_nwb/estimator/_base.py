@@ -60,7 +60,8 @@ class ReconstructionEstimator(RegressorMixin, BaseEstimator):
             raise InputError(
                 f"need at least 2 samples to fit; got n_samples = {len(resp.values)}"
             )
-        images, image_index = image_pairing(resp, y)
+        size = getattr(self, "image_size", None)  # targets resized while converted
+        images, image_index = image_pairing(resp, y, size=None if size is None else int(size))
         self.n_features_in_ = int(resp.values.shape[1])
         self.unit_ids_ = resp.unit_ids
         stim = resp.present_stimulus_ids

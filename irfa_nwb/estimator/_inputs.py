@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..imaging import to_float_images
+from ..imaging import resize_images, to_float_images
 
 UNIT_DIM = "unit"
 STIMULUS_KEY = "stimulus_id"
@@ -166,12 +166,12 @@ def _image_values(y: Any, name: str) -> np.ndarray:
         raise InputError(f"{name} could not be read as an image array: {err}") from err
 
 
-def as_images(y: Any, *, name: str = "y") -> tuple[np.ndarray, np.ndarray | None]:
-    """Images as float32 ``(n, H, W, 3)`` in [0, 1] and their stimulus ids (DataArray input).
+#: bytes of float32 images converted (and resized) at a time: bounds the temporary copies
+_IMAGE_BLOCK_BYTES = 16 * 2**20
 
-    Accepts ``(n, H, W, 3)``, ``(n, H, W, 1)`` or ``(n, H, W)`` (grey), uint8 (0–255) or float
-    in [0, 1], NumPy or xarray (dims ``(stimulus_id | <sample dim>, y, x[, channel])``).
-    """
+
+def _raw_images(y: Any, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """The image array as given (channel last) and its stimulus ids (DataArray input)."""
     ids = None
     if _is_dataarray(y):
         dims = list(y.dims)
@@ -180,16 +180,51 @@ def as_images(y: Any, *, name: str = "y") -> tuple[np.ndarray, np.ndarray | None
         first = y.dims[0]
         if STIMULUS_KEY in y.coords and y.coords[STIMULUS_KEY].dims == (first,):
             ids = np.asarray(y.coords[STIMULUS_KEY].values)
-    return to_float_images(_image_values(y, name), name=name), ids
+    return _image_values(y, name), ids
 
 
-def image_pairing(resp: Responses, y: Any, *, name: str = "y") -> tuple[np.ndarray, np.ndarray]:
+def _float_images(
+    raw: np.ndarray, name: str, *, rows: np.ndarray | None = None, size: int | None = None
+) -> np.ndarray:
+    """float32 images of ``raw[rows]``, resized to ``size``, converted a block at a time.
+
+    Memory: the result plus one block, however large the source images are.
+    """
+    if raw.ndim == 0 or raw.shape[0] == 0:
+        return to_float_images(raw, name=name)  # its clear error
+    rows = np.arange(raw.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
+    per_image = 4 * int(np.prod(raw.shape[1:3])) * 3
+    step = max(1, _IMAGE_BLOCK_BYTES // per_image)
+    blocks = []
+    for start in range(0, max(len(rows), 1), step):
+        block = to_float_images(raw[rows[start : start + step]], name=name)
+        blocks.append(block if size is None else resize_images(block, size))
+    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+
+
+def as_images(y: Any, *, name: str = "y") -> tuple[np.ndarray, np.ndarray | None]:
+    """Images as float32 ``(n, H, W, 3)`` in [0, 1] and their stimulus ids (DataArray input).
+
+    Accepts ``(n, H, W, 3)``, ``(n, H, W, 1)`` or ``(n, H, W)`` (grey), uint8 (0–255) or float
+    in [0, 1], NumPy or xarray (dims ``(stimulus_id | <sample dim>, y, x[, channel])``).
+    """
+    raw, ids = _raw_images(y, name)
+    return _float_images(raw, name), ids
+
+
+def image_pairing(
+    resp: Responses, y: Any, *, name: str = "y", size: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The images and, for every present row of ``resp``, the index of its image.
 
     Rows are paired with images by ``stimulus_id`` when both sides carry it, else row by row.
-    Each image is converted once, however many presentations share it.
+    Only the images some row uses are converted, each once however many presentations share
+    it, a block at a time and resized to ``size`` on the way (so a stack of large source
+    images never exists in float32 at full size).
     """
-    images, ids = as_images(y, name=name)
+    raw, ids = _raw_images(y, name)
+    if raw.ndim == 0 or raw.shape[0] == 0:
+        _float_images(raw, name)  # raises the clear error for an empty / scalar input
     if ids is not None and resp.stimulus_ids is not None:
         position = {v: i for i, v in enumerate(ids.tolist())}
         wanted = resp.present_stimulus_ids.tolist()
@@ -200,18 +235,20 @@ def image_pairing(resp: Responses, y: Any, *, name: str = "y") -> tuple[np.ndarr
                 f"{missing[:5]}{'...' if len(missing) > 5 else ''}); pass the images of the "
                 "same data set"
             )
-        return images, np.array([position[v] for v in wanted], dtype=np.int64)
+        used, index = np.unique([position[v] for v in wanted], return_inverse=True)
+        return _float_images(raw, name, rows=used, size=size), index.astype(np.int64)
     n_rows = len(resp.present)
-    if images.shape[0] != n_rows:
+    if raw.shape[0] != n_rows:
         hint = (
             f"; pass {name} as a DataArray with a 'stimulus_id' dim to pair images with "
             "samples by stimulus" if resp.stimulus_ids is not None else ""
         )
         raise InputError(
-            f"X has {n_rows} samples but {name} has {images.shape[0]} images; they must match "
+            f"X has {n_rows} samples but {name} has {raw.shape[0]} images; they must match "
             f"(one image per row of responses){hint}"
         )
-    return images, np.flatnonzero(resp.present).astype(np.int64)
+    present = np.flatnonzero(resp.present).astype(np.int64)
+    return _float_images(raw, name, rows=present, size=size), np.arange(len(present))
 
 
 def paired_images(resp: Responses, y: Any, *, name: str = "y") -> np.ndarray:

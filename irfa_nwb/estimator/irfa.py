@@ -14,7 +14,6 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from ..errors import InputError
-from ..imaging import resize_images
 from ._base import ReconstructionEstimator
 from ._inputs import head_labels, head_layout, label_output
 
@@ -466,8 +465,7 @@ class IRFA(ReconstructionEstimator):
         self.image_size_ = int(self.image_size)
         self.recipe_ = self._resolve_recipe()
         self.device_ = self._resolve_device()
-        targets = resize_images(images, self.image_size_)  # each distinct image once
-        train(self, resp.values, targets, image_index, resp.present_stimulus_ids,
+        train(self, resp.values, images, image_index, resp.present_stimulus_ids,
               resume_from=resume_from)
         return self
 

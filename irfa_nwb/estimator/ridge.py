@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..imaging import resize_images
 from ._base import ReconstructionEstimator
 
 __all__ = ["RidgeReconstruction"]
@@ -96,9 +95,11 @@ class RidgeReconstruction(ReconstructionEstimator):
         """
         from sklearn.linear_model import Ridge, RidgeCV
 
+        size = self.image_size
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int | np.integer)
+                                 or size < 1):
+            raise InputError(f"image_size must be a positive int or None; got {size!r}")
         resp, images, image_index = self._fit_inputs(X, y)
-        if self.image_size is not None:
-            images = resize_images(images, int(self.image_size))  # distinct images, once
         images = images[image_index]
         values = resp.values.astype(np.float64)
         self.mean_ = values.mean(axis=0)
