@@ -47,9 +47,12 @@ class ReconstructionEstimator(RegressorMixin, BaseEstimator):
     """
 
     # ------------------------------------------------------------------ inputs
-    def _fit_inputs(self, X: Any, y: Any) -> tuple[Responses, np.ndarray, np.ndarray]:
+    def _fit_inputs(
+        self, X: Any, y: Any, *, channels_first: bool = False
+    ) -> tuple[Responses, np.ndarray, np.ndarray]:
         """Checked responses, the distinct images and each row's image index; records the
-        fitted layout."""
+        fitted layout. Images are float32 ``(n, H, W, 3)``, or ``(n, 3, H, W)`` with
+        ``channels_first``, resized to the estimator's ``image_size`` when it has one."""
         if y is None:
             raise InputError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None: "
@@ -61,7 +64,8 @@ class ReconstructionEstimator(RegressorMixin, BaseEstimator):
                 f"need at least 2 samples to fit; got n_samples = {len(resp.values)}"
             )
         size = getattr(self, "image_size", None)  # targets resized while converted
-        images, image_index = image_pairing(resp, y, size=None if size is None else int(size))
+        images, image_index = image_pairing(resp, y, size=None if size is None else int(size),
+                                            channels_first=channels_first)
         self.n_features_in_ = int(resp.values.shape[1])
         self.unit_ids_ = resp.unit_ids
         stim = resp.present_stimulus_ids

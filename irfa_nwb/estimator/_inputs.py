@@ -184,22 +184,37 @@ def _raw_images(y: Any, name: str) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def _float_images(
-    raw: np.ndarray, name: str, *, rows: np.ndarray | None = None, size: int | None = None
+    raw: np.ndarray,
+    name: str,
+    *,
+    rows: np.ndarray | None = None,
+    size: int | None = None,
+    channels_first: bool = False,
 ) -> np.ndarray:
     """float32 images of ``raw[rows]``, resized to ``size``, converted a block at a time.
 
-    Memory: the result plus one block, however large the source images are.
+    Memory: the result plus one block, however large the source images are. With
+    ``channels_first`` the result is ``(n, 3, H, W)`` (the layout the networks train on),
+    written block by block, so no second full-size copy is made to change the layout.
     """
     if raw.ndim == 0 or raw.shape[0] == 0:
         return to_float_images(raw, name=name)  # its clear error
     rows = np.arange(raw.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
     per_image = 4 * int(np.prod(raw.shape[1:3])) * 3
     step = max(1, _IMAGE_BLOCK_BYTES // per_image)
-    blocks = []
+    out = None
     for start in range(0, max(len(rows), 1), step):
         block = to_float_images(raw[rows[start : start + step]], name=name)
-        blocks.append(block if size is None else resize_images(block, size))
-    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+        if size is not None:
+            block = resize_images(block, size)
+        if channels_first:
+            block = block.transpose(0, 3, 1, 2)
+        if out is None:
+            if len(block) == len(rows):
+                return np.ascontiguousarray(block)
+            out = np.empty((len(rows), *block.shape[1:]), dtype=np.float32)
+        out[start : start + len(block)] = block
+    return out
 
 
 def as_images(y: Any, *, name: str = "y") -> tuple[np.ndarray, np.ndarray | None]:
@@ -213,14 +228,19 @@ def as_images(y: Any, *, name: str = "y") -> tuple[np.ndarray, np.ndarray | None
 
 
 def image_pairing(
-    resp: Responses, y: Any, *, name: str = "y", size: int | None = None
+    resp: Responses,
+    y: Any,
+    *,
+    name: str = "y",
+    size: int | None = None,
+    channels_first: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The images and, for every present row of ``resp``, the index of its image.
 
     Rows are paired with images by ``stimulus_id`` when both sides carry it, else row by row.
     Only the images some row uses are converted, each once however many presentations share
     it, a block at a time and resized to ``size`` on the way (so a stack of large source
-    images never exists in float32 at full size).
+    images never exists in float32 at full size); ``channels_first`` gives ``(n, 3, H, W)``.
     """
     raw, ids = _raw_images(y, name)
     if raw.ndim == 0 or raw.shape[0] == 0:
@@ -236,7 +256,8 @@ def image_pairing(
                 "same data set"
             )
         used, index = np.unique([position[v] for v in wanted], return_inverse=True)
-        return _float_images(raw, name, rows=used, size=size), index.astype(np.int64)
+        return (_float_images(raw, name, rows=used, size=size, channels_first=channels_first),
+                index.astype(np.int64))
     n_rows = len(resp.present)
     if raw.shape[0] != n_rows:
         hint = (
@@ -248,7 +269,8 @@ def image_pairing(
             f"(one image per row of responses){hint}"
         )
     present = np.flatnonzero(resp.present).astype(np.int64)
-    return _float_images(raw, name, rows=present, size=size), np.arange(len(present))
+    return (_float_images(raw, name, rows=present, size=size, channels_first=channels_first),
+            np.arange(len(present)))
 
 
 def paired_images(resp: Responses, y: Any, *, name: str = "y") -> np.ndarray:

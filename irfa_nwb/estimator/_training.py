@@ -385,8 +385,8 @@ class Trainer:
         With ``heads_``, ``head_units_``, ``image_size_``, ``recipe_``, ``device_`` set.
     X : float32 ``(n, n_units)``
         Responses, one row per sample.
-    images : float32 ``(m, image_size, image_size, 3)`` in [0, 1]
-        The distinct target images (already resized).
+    images : float32 ``(m, 3, image_size, image_size)`` in [0, 1]
+        The distinct target images (already resized), channels first.
     image_index : int ``(n,)``
         The image of every row (so repeated presentations share one image in memory).
     stimulus_ids : ``(n,)``, optional
@@ -478,7 +478,7 @@ class Trainer:
         Images are stored once (``images``); rows index them (``image_index``).
         """
         responses = torch.from_numpy(np.ascontiguousarray(X)).to(self.dtype)
-        targets = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+        targets = torch.from_numpy(np.ascontiguousarray(images))  # (m, 3, H, W)
         targets = targets.to(self.dtype)
         index = torch.from_numpy(np.asarray(image_index, dtype=np.int64))
         size = responses.nbytes + targets.nbytes

@@ -438,7 +438,7 @@ class IRFA(ReconstructionEstimator):
         from ._training import train
 
         self._check_params()
-        resp, images, image_index = self._fit_inputs(X, y)
+        resp, images, image_index = self._fit_inputs(X, y, channels_first=True)
         labels = self._head_labels(resp)
         if groups is not None:
             warnings.warn(
