@@ -27,8 +27,9 @@ ALLOWED: dict[str, set[str]] = {
     "cli": {ROOT, "data", "model", "estimator", "analysis", "results", "simulation",
             "workflows"},
 }
-#: the lazy top-level API (``irfa_nwb/__init__.py``) names objects of every part
-TOP_LEVEL = PACKAGE / "__init__.py"
+#: entry points that may name every part: the lazy top-level API (``irfa_nwb/__init__.py``)
+#: and ``python -m irfa_nwb`` (the command line)
+ENTRY_POINTS = (PACKAGE / "__init__.py", PACKAGE / "__main__.py")
 
 
 def _module_name(path: Path) -> str:
@@ -73,7 +74,7 @@ def _imports(path: Path) -> list[tuple[str, int]]:
 def _edges() -> list[tuple[str, str, str, int]]:
     edges = []
     for path in sorted(PACKAGE.rglob("*.py")):
-        if path == TOP_LEVEL:
+        if path in ENTRY_POINTS:
             continue
         for target, line in _imports(path):
             edges.append((_module_name(path), target, str(path.relative_to(PACKAGE)), line))

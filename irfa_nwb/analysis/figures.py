@@ -271,22 +271,13 @@ def plot_layer_correlations(correlations: Any, *, width: float = 7.0, height: fl
     da = correlations if isinstance(correlations, xr.DataArray) else xr.DataArray(
         np.asarray(correlations), dims=("layer",)
     )
-    if da.ndim == 1:
-        da = da.expand_dims(area=["all"])
-    if "layer" not in da.dims or da.ndim != 2:
-        raise InputError("layer correlations need a 'layer' dimension (and optionally areas)")
-    area_dim = next(d for d in da.dims if d != "layer")
-    da = da.transpose(area_dim, "layer")
-    layers = [str(v) for v in (da["layer"].values if "layer" in da.coords
-                                else range(da.sizes["layer"]))]
-    areas = [str(v) for v in (da[area_dim].values if area_dim in da.coords
-                               else range(da.sizes[area_dim]))]
+    areas, layers, values = _area_correlations(da)
     fig = _figure(width, height)
     ax = fig.add_subplot(1, 1, 1)
     x = np.arange(len(layers))
     bar = 0.8 / len(areas)
     for i, area in enumerate(areas):
-        ax.bar(x + (i - (len(areas) - 1) / 2) * bar, da.values[i], width=bar, label=area)
+        ax.bar(x + (i - (len(areas) - 1) / 2) * bar, values[i], width=bar, label=area)
     ax.set_xticks(x, layers)
     ax.set_ylabel("Pearson r")
     ax.axhline(0.0, color="k", linewidth=0.5)

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..analysis.compare import BUILTIN_METRICS, Metric
 from ..outputs import check_output_path
+from .fit import load_selected, select_reliable
 
 logger = logging.getLogger("irfa_nwb.workflows")
 
@@ -132,7 +133,6 @@ def compare_nwb(
     """
     import xarray as xr
 
-    from .. import load_dataset, select_units
     from ..analysis.compare import compare, comparison_table, plot_comparison
     from ..analysis.figures import save_figure
     from ..errors import InputError
@@ -150,13 +150,8 @@ def compare_nwb(
             raise InputError("load_kwargs apply to a file; the source is already loaded")
         dataset, source_ref = source, None
     else:
-        dataset, source_ref = load_dataset(source, **dict(load_kwargs or {})), source
-    logger.info("loaded %d stimuli x %d units", dataset.sizes["stimulus_id"],
-                dataset.sizes["unit"])
-    if min_reliability is not None:
-        dataset = select_units(dataset, min_reliability=min_reliability)
-        logger.info("kept %d units with reliability > %s", dataset.sizes["unit"],
-                    min_reliability)
+        dataset, source_ref = load_selected(source, load_kwargs, None), source
+    dataset = select_reliable(dataset, min_reliability)
     models = dict(estimators) if estimators is not None else default_estimators(
         model_kwargs, ridge_kwargs)
     results = compare(models, dataset, seeds=seeds, test_size=test_size, metrics=metrics,

@@ -26,6 +26,28 @@ class FitOutcome:
     interrupted: bool = False
 
 
+def load_selected(source: Any, load_kwargs: Mapping[str, Any] | None,
+                  min_reliability: float | None) -> Any:
+    """``load_dataset(source, **load_kwargs)``, then the units above ``min_reliability``."""
+    from .. import load_dataset
+
+    dataset = load_dataset(source, **dict(load_kwargs or {}))
+    logger.info("loaded %d stimuli x %d units", dataset.sizes["stimulus_id"],
+                dataset.sizes["unit"])
+    return select_reliable(dataset, min_reliability)
+
+
+def select_reliable(dataset: Any, min_reliability: float | None) -> Any:
+    """The units of ``dataset`` above ``min_reliability`` (all of them for None), logged."""
+    from .. import select_units
+
+    if min_reliability is None:
+        return dataset
+    dataset = select_units(dataset, min_reliability=min_reliability)
+    logger.info("kept %d units with reliability > %s", dataset.sizes["unit"], min_reliability)
+    return dataset
+
+
 def _default_model_path(output: str | Path) -> Path:
     return Path(output).with_suffix(".safetensors")
 
@@ -87,7 +109,7 @@ def fit_nwb(
     Under ``torchrun`` every process loads the data and takes part in the fit; only rank 0
     writes the model and the results (the other ranks return ``results_path=None``).
     """
-    from .. import IRFA, average_repeats, evaluate, load_dataset, select_units, split_stimuli
+    from .. import IRFA, average_repeats, evaluate, split_stimuli
     from ..results import write_results
 
     if train_on not in ("averages", "presentations"):
@@ -95,13 +117,7 @@ def fit_nwb(
     output = check_output_path(output, overwrite=overwrite, what="results file")
     model_path = check_output_path(model_path or _default_model_path(output),
                                    overwrite=overwrite, what="model file")
-    dataset = load_dataset(source, **dict(load_kwargs or {}))
-    logger.info("loaded %d stimuli x %d units", dataset.sizes["stimulus_id"],
-                dataset.sizes["unit"])
-    if min_reliability is not None:
-        dataset = select_units(dataset, min_reliability=min_reliability)
-        logger.info("kept %d units with reliability > %s", dataset.sizes["unit"],
-                    min_reliability)
+    dataset = load_selected(source, load_kwargs, min_reliability)
     train, test = split_stimuli(dataset, test_size=test_size, random_state=random_state)
     if train_on == "averages":
         train = average_repeats(train)
