@@ -665,6 +665,40 @@ def test_fit_resumes_from_its_checkpoint(session, tmp_path):
     assert model.n_iter_ == 2 and [h["epoch"] for h in model.history_] == [1, 2]
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_fit_after_ctrl_c_resumes_with_the_same_command_and_resume(session, tmp_path,
+                                                                   monkeypatch):
+    """The documented flow: Ctrl-C saves the model of the last finished epoch; the same command
+    with --resume replaces that model (no --overwrite needed) and finishes the fit."""
+    from irfa_nwb import load_model
+    from irfa_nwb.estimator import _training
+
+    original = _training.TrainingStep.__call__
+    calls = {"n": 0}
+
+    def interrupt_in_epoch_2(self, inputs, target, batch_index=0):
+        calls["n"] += 1
+        if calls["n"] == 7:  # 5 batches per epoch (40 training stimuli, batch 8)
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, inputs, target, batch_index)
+
+    results, ckpt = tmp_path / "r.nwb", tmp_path / "ckpt.safetensors"
+    model_path = results.with_suffix(".safetensors")
+    args = ["fit", str(session), str(results), *TINY, "--epochs", "2", "--checkpoint-path",
+            str(ckpt), "-q"]
+    monkeypatch.setattr(_training.TrainingStep, "__call__", interrupt_in_epoch_2)
+    assert main(args) == EXIT_INTERRUPTED
+    assert load_model(model_path).interrupted_ and not results.exists()
+    monkeypatch.setattr(_training.TrainingStep, "__call__", original)
+    assert main([*args, "--resume", str(ckpt)]) == EXIT_OK
+    model = load_model(model_path)
+    assert not model.interrupted_ and model.n_iter_ == 2 and results.is_file()
+    # a finished model is not replaced without --overwrite, resuming or not
+    results.unlink()
+    assert main([*args, "--resume", str(ckpt)]) == EXIT_FAILURE
+    assert not results.exists()
+
+
 def test_compare_writes_the_comparison_and_prints_it(session, tmp_path, capsys):
     from irfa_nwb import read_results
 

@@ -52,6 +52,19 @@ def _default_model_path(output: str | Path) -> Path:
     return Path(output).with_suffix(".safetensors")
 
 
+def _saved_when_interrupted(path: Path) -> bool:
+    """Whether ``path`` holds the model an interrupted fit saved (a resumed fit replaces it)."""
+    from ..estimator.persistence import read_model_file
+
+    if not Path(path).is_file():
+        return False
+    try:
+        _params, fitted, _training, _meta = read_model_file(path)
+    except (OSError, ValueError):  # not a model file (InputError is a ValueError)
+        return False
+    return bool(fitted.get("interrupted_"))
+
+
 def fit_nwb(
     source: Any,
     output: str | Path,
@@ -98,7 +111,9 @@ def fit_nwb(
         Replace existing output files.
     resume_from : path, optional
         Continue an interrupted fit from its checkpoint (``model_kwargs`` must hold the same
-        parameters, and the data must be loaded the same way).
+        parameters, and the data must be loaded the same way). The model file that the
+        interrupted fit saved at ``model_path`` is then replaced without ``overwrite``; any
+        other existing model file is still refused.
 
     Returns
     -------
@@ -115,8 +130,11 @@ def fit_nwb(
     if train_on not in ("averages", "presentations"):
         raise ValueError(f"train_on must be 'averages' or 'presentations'; got {train_on!r}")
     output = check_output_path(output, overwrite=overwrite, what="results file")
-    model_path = check_output_path(model_path or _default_model_path(output),
-                                   overwrite=overwrite, what="model file")
+    model_path = Path(model_path or _default_model_path(output))
+    model_path = check_output_path(
+        model_path, what="model file",
+        overwrite=overwrite or (resume_from is not None and _saved_when_interrupted(model_path)),
+    )
     dataset = load_selected(source, load_kwargs, min_reliability)
     train, test = split_stimuli(dataset, test_size=test_size, random_state=random_state)
     if train_on == "averages":
