@@ -98,8 +98,8 @@ def main() -> None:
           f"   (arrays themselves: {data_mib:.0f} MiB)")
     print(f"{'IRFA.fit, stopped after ' + str(int(args.seconds)) + ' s':32s}"
           f"{rows['fit']['peak_mib']:16.0f}   (interrupted: {rows['fit']['interrupted']})")
-    print(f"fit overhead over the data set: {rows['fit']['peak_mib'] - rows['data']['peak_mib']:.0f}"
-          " MiB")
+    overhead = rows["fit"]["peak_mib"] - rows["data"]["peak_mib"]
+    print(f"fit overhead over the data set: {overhead:.0f} MiB")
 
 
 if __name__ == "__main__":
