@@ -2,8 +2,8 @@
 
     python examples/01_quickstart_simulated.py [output_dir]
 
-A few minutes on a laptop CPU. ``IRFA_EXAMPLE_TINY=1`` shrinks the data and the model to a
-smoke test of a few seconds (the numbers it prints then mean nothing).
+A small configuration meant for a CPU. ``IRFA_EXAMPLE_TINY=1`` shrinks the data and the
+model to a smoke test (the numbers it prints then mean nothing).
 """
 
 import os

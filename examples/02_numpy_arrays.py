@@ -2,8 +2,8 @@
 
     python examples/02_numpy_arrays.py [output_dir]
 
-No NWB and no xarray needed: ``fit`` pairs row k of the responses with image k. About a
-minute on a laptop CPU; ``IRFA_EXAMPLE_TINY=1`` makes it a smoke test of a few seconds.
+No NWB and no xarray needed: ``fit`` pairs row k of the responses with image k. A small
+configuration meant for a CPU; ``IRFA_EXAMPLE_TINY=1`` makes it a smoke test.
 """
 
 import os

@@ -37,8 +37,8 @@ train, test = irfa_nwb.split_stimuli(ds)  # the designated 100-image test set
 model = irfa_nwb.IRFA(device="auto").fit(train["responses"], train["images"])  # 100 epochs
 model.save("tvsd_irfa.safetensors")
 results = irfa_nwb.evaluate(model, test, alexnet=True)
-# the source is not NWB: no session metadata to copy (its SHA-256 is recorded: minutes for
-# tens of GB); the results file still names it
+# the source is not NWB: no session metadata to copy; the results file still names it, with
+# its size and modification time (checksum="auto" skips hashing files over 4 GiB; True forces it)
 irfa_nwb.write_results("tvsd_results.nwb", results, source_metadata=False)
 
 # the authors' normalised MUA as a best-practice NWB file (images + presentations + MUA)
