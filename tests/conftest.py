@@ -10,6 +10,17 @@ import pytest
 
 REAL_NWB = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-nwb"
 
+# The tests run tiny networks: one intra-op thread is as fast, and it avoids the slowdown
+# (10x and more) of OpenMP threads spinning for a core that another process holds. Subprocesses
+# started by the tests inherit it. Set OMP_NUM_THREADS yourself to override.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def pytest_configure(config):
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
 
 def pytest_collection_modifyitems(config, items):
     try:
