@@ -249,6 +249,16 @@ def test_seeds_give_their_own_splits_and_random_states():
     xr.testing.assert_identical(again.drop_vars("fit_seconds"), res.drop_vars("fit_seconds"))
 
 
+def test_on_fit_hands_over_each_fitted_model():
+    ds = oracle_data(40)
+    seen = []
+    compare({"a": NoisyOracle(noise=0.2), "b": NoisyOracle(noise=0.5)}, ds, seeds=(3, 4),
+            test_size=8, n_bootstrap=50,
+            on_fit=lambda name, seed, est: seen.append((name, seed, est)))
+    assert [(n, s) for n, s, _ in seen] == [("a", 3), ("b", 3), ("a", 4), ("b", 4)]
+    assert all(est.random_state == s and hasattr(est, "shape_") for _, s, est in seen)
+
+
 def test_designated_split_shares_one_resample_across_seeds():
     """Seeds that score the same held-out stimuli must not narrow the interval: with models
     that ignore the seed, the seed-averaged interval equals each seed's interval."""

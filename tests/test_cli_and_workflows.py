@@ -12,18 +12,35 @@ TINY_MODEL = dict(image_size=16, channels=8, width=8, max_iter=2, batch_size=8)
 
 
 def test_demo_workflow_tiny(tmp_path):
-    result = run_demo(tmp_path / "demo", simulation=TINY_SIM, model=TINY_MODEL, verbose=0)
-    for path in (result.nwb_path, result.results_path, result.model_path):
+    result = run_demo(tmp_path / "demo", simulation=TINY_SIM, model=TINY_MODEL, seeds=(0, 1),
+                      n_bootstrap=100, verbose=0)
+    for path in (result.nwb_path, result.results_path, result.model_path,
+                 result.comparison_path):
         assert path.is_file()
-    assert any(p.suffix == ".png" for p in result.figures)
-    assert set(result.metrics) == {"IRFA", "ridge"}
+    assert any(p.name == "comparison.png" for p in result.figures)
+    assert set(result.metrics) == {"IRFA", "IRFA small-data", "ridge"}
     for m in result.metrics.values():
         assert -1 <= m["pixel_r"] <= 1 and 0 <= m["identification"] <= 1
         assert m["n_test"] == 8
+    # the comparison: both seeds of every model, intervals around each difference to ridge
+    comparison = result.comparison
+    assert comparison.sizes["seed"] == 2 and comparison.sizes["model"] == 3
+    np.testing.assert_allclose(comparison["value_mean"].sel(model="ridge", metric="pixel_r"),
+                               result.metrics["ridge"]["pixel_r"])
+    ci = comparison["difference_ci"].sel(pair="IRFA - ridge")
+    assert (ci.sel(bound="lower") <= ci.sel(bound="upper")).all()
+    from irfa_nwb import read_results
+
+    back = read_results(result.comparison_path)
+    np.testing.assert_allclose(back["difference_ci"].values, comparison["difference_ci"].values)
+    verdicts = result.verdicts()
+    assert len(verdicts) == 2 * 4 and all("vs ridge" in v for v in verdicts)
+    assert all(("CI includes 0" in v) or ("CI excludes 0" in v) for v in verdicts)
     d = result.rf_distances
     assert d.sizes["head"] == 8 and np.isfinite(d["distance"].values).all()
     text = result.summary()
     assert "IRFA" in text and "ridge" in text and "median distance" in text
+    assert "paired bootstrap intervals" in text and "In words" in text
     assert "perceptual loss: off" in text or "perceptual loss: on" in text
 
 

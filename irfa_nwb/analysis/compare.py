@@ -416,6 +416,7 @@ def compare(
     use_split: bool = True,
     train_on: str = "averages",
     image_size: int | None = None,
+    on_fit: Callable[[str, int, Any], Any] | None = None,
 ) -> xr.Dataset:
     """Fit every model on the same splits over several seeds and compare them on held-out data.
 
@@ -455,6 +456,9 @@ def compare(
         Side at which everything is scored: reconstructions and stimuli are resized to it.
         Default: the models' own size when they all agree, else the smallest (with a
         warning: pixel metrics at different sizes are not comparable).
+    on_fit : callable, optional
+        Called as ``on_fit(name, seed, fitted_estimator)`` after every fit, e.g. to keep
+        the fitted models (``compare`` itself keeps only their predictions).
 
     Returns
     -------
@@ -519,6 +523,8 @@ def compare(
             t0 = time.perf_counter()
             est.fit(train["responses"], train["images"])
             fit_seconds[m, s] = time.perf_counter() - t0
+            if on_fit is not None:
+                on_fit(name, seed, est)
             pred = est.predict(test["responses"])
             pred = np.asarray(getattr(pred, "values", pred), dtype=np.float32)
             if pred.ndim != 4 or pred.shape[0] != test.sizes["stimulus_id"]:

@@ -179,19 +179,26 @@ class TrainingStep:
             scaler.update()
 
     def __call__(
-        self, inputs: list[torch.Tensor], target: torch.Tensor, batch_index: int = 0
+        self,
+        inputs: list[torch.Tensor],
+        target: torch.Tensor,
+        batch_index: int = 0,
+        prior: torch.Tensor | None = None,
     ) -> dict:
         """Update on one batch; returns the detached losses (``loss_discriminator`` may be None).
 
         ``batch_index`` is the batch's position within its epoch (it sets the discriminator
-        schedule).
+        schedule); ``prior``: the linear prior's images of the batch (``ridge_residual``).
         """
         pixel_w, perceptual_w, adversarial_w = self.weights
         network, discriminator = self.network, self.discriminator
         d_step = self.updates_discriminator(batch_index)
         self._set_momenta(d_step)
         with self.autocast():
-            features, fake = network(inputs, with_attention=True)
+            if prior is None:
+                features, fake = network(inputs, with_attention=True)
+            else:
+                features, fake = network(inputs, with_attention=True, prior=prior)
         fake, features = _full(fake), _full(features)
         c = features.shape[1]
         loss_d = None
@@ -459,6 +466,12 @@ class Trainer:
             self.ctx.rank, self.ctx.world_size,
         )
         self._place_data(X, images, image_index)
+        self.priors = self._linear_prior(X, images, image_index, stimulus_ids)
+        self.noise_scale = None
+        if est.response_noise > 0:
+            std = X[self.train_idx].std(axis=0) if len(self.train_idx) > 1 else np.ones(X.shape[1])
+            self.noise_scale = torch.as_tensor(est.response_noise * std, dtype=self.dtype,
+                                               device=device)
         self.index = [torch.as_tensor(i, device=device) for i in est.head_units_]
         # progress
         self.epoch = 0  # epochs finished
@@ -495,14 +508,60 @@ class Trainer:
         logger.info("training data: %.0f MiB %s", size / 2**20,
                     "on the device" if on_device else "pinned on the host")
 
-    def _batch(self, rows: np.ndarray) -> tuple[list[torch.Tensor], torch.Tensor]:
+    def _linear_prior(self, X: np.ndarray, images: np.ndarray, image_index: np.ndarray,
+                      stimulus_ids: np.ndarray | None) -> torch.Tensor | None:
+        """``ridge_residual``: fit the network's ridge map on the training rows and return every
+        row's prior image (out-of-fold for training rows, so that they carry the errors of a
+        new stimulus; the full map for validation rows)."""
+        est = self.est
+        if not est.ridge_residual:
+            est.ridge_alpha_ = None
+            return None
+        from .ridge import apply_ridge_map, out_of_fold_ridge
+
+        order = np.concatenate(est.head_units_)
+        Xh = np.asarray(X, dtype=np.float64)[:, order]
+        rows = self.train_idx
+        flat = images.reshape(len(images), -1)
+        groups = (np.asarray(stimulus_ids)[rows] if stimulus_ids is not None
+                  else np.asarray(image_index)[rows])
+        oof, full = out_of_fold_ridge(Xh[rows], flat[image_index[rows]], groups=groups)
+        priors = np.empty((X.shape[0], flat.shape[1]), dtype=np.float32)
+        priors[rows] = oof
+        if len(self.val_idx):
+            priors[self.val_idx] = apply_ridge_map(Xh[self.val_idx], *full[:4])
+        self.network.set_prior(*full[:4])
+        est.ridge_alpha_ = float(full[4])
+        logger.info("ridge_residual: ridge map fitted (alpha %.3g), out-of-fold priors for %d "
+                    "training rows", full[4], len(rows))
+        priors_t = torch.from_numpy(priors).to(self.dtype)
+        return priors_t.to(self.device) if self.data_on_device else priors_t
+
+    def _batch(
+        self, rows: np.ndarray, position: tuple[int, int] = (0, 0)
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor | None]:
+        """Responses (per head), target images and (``ridge_residual``) prior images of
+        ``rows``; with ``response_noise``, noise drawn from a generator seeded by the seed and
+        ``position`` (epoch, batch), so a resumed fit draws the same noise."""
         rows_t = torch.from_numpy(rows)
         images = self.image_index[rows_t]
         if self.data_on_device:
             rows_t, images = rows_t.to(self.device), images.to(self.device)
         xb = self.responses[rows_t].to(self.device, non_blocking=True)
         yb = self.targets[images].to(self.device, non_blocking=True)
-        return split_heads(xb, self.index), yb
+        prior = None
+        if self.priors is not None:
+            prior = self.priors[rows_t].to(self.device, non_blocking=True)
+            prior = prior.reshape(len(rows), *yb.shape[1:])
+        if self.noise_scale is not None:
+            epoch, batch = position
+            g = torch.Generator().manual_seed(
+                (self.seed * 1_000_003 + epoch * 100_003 + batch * 101 + self.ctx.rank)
+                % (2**63 - 1)
+            )
+            noise = torch.randn(xb.shape, generator=g, dtype=xb.dtype).to(self.device)
+            xb = xb + noise * self.noise_scale
+        return split_heads(xb, self.index), yb, prior
 
     # ------------------------------------------------------------------ state
     def state(self, *, mid_epoch: bool) -> tuple[dict, dict]:
@@ -646,8 +705,11 @@ class Trainer:
         d_count = int(self.sums.get("_d_count", torch.zeros(())).item()) if self.sums else 0
         self.sums.pop("_d_count", None)
         for batch_index, rows in self.order.batches(self.epoch, self.batch):
-            inputs, target = self._batch(rows)
-            losses = self.step(inputs, target, batch_index)
+            inputs, target, prior = self._batch(rows, (self.epoch, batch_index))
+            if prior is None:
+                losses = self.step(inputs, target, batch_index)
+            else:
+                losses = self.step(inputs, target, batch_index, prior=prior)
             loss_d = losses.pop("loss_discriminator")
             if loss_d is not None:
                 losses["loss_discriminator"] = loss_d

@@ -117,6 +117,18 @@ class IRFA(ReconstructionEstimator):
         pix2pix: "auto").
     history_size : int, default 50
         Capacity of the buffer of past fakes replayed to the discriminator (0: off).
+    ridge_residual : bool, default False
+        Not in the published model (a small-data option, see the user guide, "Small data
+        sets"): fit a ridge map from the responses to the images first, give its image to the
+        U-Net next to the attention output, and train the network to correct it
+        (``sigmoid(logit(ridge image) + U-Net output)``, the correction starting at zero).
+        During training each sample's ridge image comes from a map fitted without its
+        stimulus (5-fold, out-of-fold), so the network learns the errors the linear map makes
+        on new stimuli. The map is stored in the network (``ridge_alpha_``: its penalty).
+    response_noise : float, default 0.0
+        Not in the published model: during training add Gaussian noise of this many standard
+        deviations (each unit's, over the training samples) to the responses of every batch,
+        a fresh draw per batch (reproducible: seeded by ``random_state``, epoch and batch).
     early_stopping : bool, default False
         Hold out ``validation_fraction`` of the training samples, stop when their loss (pixel +
         perceptual terms) has not improved by ``tol`` for ``n_iter_no_change`` epochs, and
@@ -195,6 +207,8 @@ class IRFA(ReconstructionEstimator):
         ``loss_adversarial``, ``loss_discriminator``, ``val_loss``, ``time``.
     n_iter_ : int
         Epochs run (after an interruption: epochs finished).
+    ridge_alpha_ : float or None
+        Penalty of the network's ridge map (``ridge_residual``), else None.
     interrupted_ : bool
         True when ``fit`` was interrupted (Ctrl-C); the model then holds the weights of the
         last finished epoch and ``predict`` warns.
@@ -233,6 +247,8 @@ class IRFA(ReconstructionEstimator):
         running_stats: str | None = None,
         mixed_precision: str | bool | None = None,
         history_size: int = 50,
+        ridge_residual: bool = False,
+        response_noise: float = 0.0,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
@@ -274,6 +290,8 @@ class IRFA(ReconstructionEstimator):
         self.running_stats = running_stats
         self.mixed_precision = mixed_precision
         self.history_size = history_size
+        self.ridge_residual = ridge_residual
+        self.response_noise = response_noise
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
@@ -348,6 +366,15 @@ class IRFA(ReconstructionEstimator):
         if self.perceptual_network != "vgg19":
             raise InputError(
                 f"perceptual_network must be 'vgg19'; got {self.perceptual_network!r}"
+            )
+        if not isinstance(self.ridge_residual, bool | np.bool_):
+            raise InputError(f"ridge_residual must be True or False; got {self.ridge_residual!r}")
+        if not (isinstance(self.response_noise, int | float) and not isinstance(
+                self.response_noise, bool) and math.isfinite(self.response_noise)
+                and self.response_noise >= 0):
+            raise InputError(
+                f"response_noise must be a finite number >= 0 (standard deviations of each "
+                f"unit); got {self.response_noise!r}"
             )
         if not isinstance(self.early_stopping, bool | np.bool_):
             raise InputError(

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import InputError
 from ._base import ReconstructionEstimator
 
-__all__ = ["RidgeReconstruction"]
+__all__ = ["RidgeReconstruction", "apply_ridge_map", "out_of_fold_ridge", "ridge_map"]
 
 DEFAULT_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-1, 5, 13))
 
@@ -93,33 +93,15 @@ class RidgeReconstruction(ReconstructionEstimator):
         RidgeReconstruction
             ``self``.
         """
-        from sklearn.linear_model import Ridge, RidgeCV
-
         size = self.image_size
         if size is not None and (isinstance(size, bool) or not isinstance(size, int | np.integer)
                                  or size < 1):
             raise InputError(f"image_size must be a positive int or None; got {size!r}")
         resp, images, image_index = self._fit_inputs(X, y)
         images = images[image_index]
-        values = resp.values.astype(np.float64)
-        self.mean_ = values.mean(axis=0)
-        scale = values.std(axis=0) if self.standardize else np.ones(values.shape[1])
-        self.scale_ = np.where(scale > 0, scale, 1.0)
-        Z = (values - self.mean_) / self.scale_
-        target = images.reshape(len(images), -1).astype(np.float64)
-        if self.alpha is None:
-            alphas = np.asarray(list(self.alphas), dtype=np.float64)
-            if alphas.size == 0 or np.any(alphas <= 0):
-                raise InputError("alphas must be positive numbers")
-            model = RidgeCV(alphas=alphas).fit(Z, target)
-            self.alpha_ = float(model.alpha_)
-        else:
-            if not self.alpha >= 0:
-                raise InputError(f"alpha must be >= 0, got {self.alpha}")
-            model = Ridge(alpha=float(self.alpha)).fit(Z, target)
-            self.alpha_ = float(self.alpha)
-        self.coef_ = np.asarray(model.coef_)
-        self.intercept_ = np.asarray(model.intercept_)
+        fitted = ridge_map(resp.values, images.reshape(len(images), -1), alpha=self.alpha,
+                           alphas=self.alphas, standardize=self.standardize)
+        self.mean_, self.scale_, self.coef_, self.intercept_, self.alpha_ = fitted
         self.image_shape_ = tuple(int(s) for s in images.shape[1:])
         return self
 
@@ -130,6 +112,106 @@ class RidgeReconstruction(ReconstructionEstimator):
                         "fit(X, y)")
 
     def _predict_rows(self, values: np.ndarray) -> np.ndarray:
-        Z = (values.astype(np.float64) - self.mean_) / self.scale_
-        pred = Z @ self.coef_.T + self.intercept_
-        return np.clip(pred, 0.0, 1.0).astype(np.float32).reshape(len(Z), *self.image_shape_)
+        pred = apply_ridge_map(values, self.mean_, self.scale_, self.coef_, self.intercept_)
+        return np.clip(pred, 0.0, 1.0).astype(np.float32).reshape(len(pred), *self.image_shape_)
+
+
+def ridge_map(
+    X: np.ndarray,
+    targets: np.ndarray,
+    *,
+    alpha: float | None = None,
+    alphas: Sequence[float] = DEFAULT_ALPHAS,
+    standardize: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """Fit one ridge map from responses to flattened targets.
+
+    Parameters
+    ----------
+    X : ``(n, n_units)``
+    targets : ``(n, n_outputs)``
+    alpha : float or None
+        Penalty; None chooses it among ``alphas`` by efficient leave-one-out cross-validation
+        (:class:`sklearn.linear_model.RidgeCV`, one penalty for all outputs).
+    alphas : sequence of float
+    standardize : bool
+        z-score every unit first.
+
+    Returns
+    -------
+    mean, scale : ``(n_units,)``
+        The standardisation (``scale`` 1 where a unit is constant or ``standardize`` is off).
+    coef : ``(n_outputs, n_units)``
+        Weights on the standardised responses.
+    intercept : ``(n_outputs,)``
+    alpha : float
+        The penalty used.
+    """
+    from sklearn.linear_model import Ridge, RidgeCV
+
+    values = np.asarray(X, dtype=np.float64)
+    target = np.asarray(targets, dtype=np.float64)
+    mean = values.mean(axis=0)
+    scale = values.std(axis=0) if standardize else np.ones(values.shape[1])
+    scale = np.where(scale > 0, scale, 1.0)
+    Z = (values - mean) / scale
+    if alpha is None:
+        grid = np.asarray(list(alphas), dtype=np.float64)
+        if grid.size == 0 or np.any(grid <= 0):
+            raise InputError("alphas must be positive numbers")
+        model = RidgeCV(alphas=grid).fit(Z, target)
+        used = float(model.alpha_)
+    else:
+        if not alpha >= 0:
+            raise InputError(f"alpha must be >= 0, got {alpha}")
+        model = Ridge(alpha=float(alpha)).fit(Z, target)
+        used = float(alpha)
+    return mean, scale, np.asarray(model.coef_), np.asarray(model.intercept_), used
+
+
+def apply_ridge_map(X: np.ndarray, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray,
+                    intercept: np.ndarray) -> np.ndarray:
+    """Predictions ``(n, n_outputs)`` of a :func:`ridge_map` fit (not clipped)."""
+    Z = (np.asarray(X, dtype=np.float64) - mean) / scale
+    return Z @ coef.T + intercept
+
+
+def out_of_fold_ridge(
+    X: np.ndarray,
+    targets: np.ndarray,
+    *,
+    groups: np.ndarray | None = None,
+    n_splits: int = 5,
+    alpha: float | None = None,
+    alphas: Sequence[float] = DEFAULT_ALPHAS,
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]]:
+    """Ridge predictions of every row from a map that did not see it, and the map on all rows.
+
+    The penalty (unless ``alpha`` is given) is chosen once on all rows (leave-one-out, so
+    each row has a small say in it), then ``n_splits`` folds (whole
+    ``groups`` together, e.g. all repeats of a stimulus) are each predicted by a ridge map fitted
+    on the others with that penalty. Out-of-fold predictions carry the errors a new stimulus
+    would get, so a network trained to refine them learns to correct those errors rather than
+    to trust an in-sample fit.
+
+    Returns
+    -------
+    predictions : ``(n, n_outputs)``
+    full : tuple
+        :func:`ridge_map` output on all rows (for new responses).
+    """
+    from sklearn.model_selection import GroupKFold
+
+    X = np.asarray(X, dtype=np.float64)
+    n = X.shape[0]
+    groups = np.arange(n) if groups is None else np.asarray(groups)
+    n_groups = len(np.unique(groups))
+    if n_groups < 2:
+        raise InputError("an out-of-fold ridge needs at least two distinct stimuli")
+    full = ridge_map(X, targets, alpha=alpha, alphas=alphas)
+    alpha = full[4]
+    out = np.empty((n, np.asarray(targets).shape[1]), dtype=np.float64)
+    for fit_rows, held in GroupKFold(n_splits=min(n_splits, n_groups)).split(X, groups=groups):
+        fold = ridge_map(X[fit_rows], targets[fit_rows], alpha=alpha)
+        out[held] = apply_ridge_map(X[held], *fold[:4])
+    return out, full

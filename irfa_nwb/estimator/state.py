@@ -28,6 +28,7 @@ FITTED_ATTRIBUTES: tuple[str, ...] = (
     "training_stimulus_ids_",
     "response_attrs_",
     "interrupted_",
+    "ridge_alpha_",
 )
 
 #: attributes stored as arrays (lists in JSON)
@@ -86,6 +87,7 @@ def build_networks(est: Any, head_sizes: list[int]):
         width=est.width,
         bottleneck_norm=recipe["bottleneck_norm"],
         init=recipe["init"],
+        linear_prior=bool(getattr(est, "ridge_residual", False)),
     )
     discriminator = None
     if est.adversarial_weight > 0:

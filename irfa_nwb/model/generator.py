@@ -115,7 +115,11 @@ class UNetGenerator(nn.Module):
             init_weights(self)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.body(self.stem(x)))
+        return self.head[-1](self.logits(x))
+
+    def logits(self, x: Tensor) -> Tensor:
+        """The output before its final sigmoid."""
+        return self.head[:-1](self.body(self.stem(x)))
 
 
 #: what the discriminator's last layer gives: the published network ends in a sigmoid
