@@ -28,6 +28,11 @@ weights in torchvision's cache)::
         --lr 7.8e-4 --attention-lr-factor 1 --perceptual-weight 0.69 \\
         --adversarial-weight 0.01 --n-test 200 --device cuda --output lc_gpu.jsonl
 
+The opt-in small-data options as one more curve (its own configuration and rows)::
+
+    python benchmarks/learning_curves.py --irfa-param ridge_residual=true \
+        --irfa-param response_noise=0.5
+
 Caveat: the number of epochs is fixed, so small training sets get fewer gradient steps;
 pass ``--epochs`` per run (each configuration has its own rows) to explore that.
 """
@@ -75,6 +80,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="attention_lr = factor x lr")
     p.add_argument("--perceptual-weight", type=float, default=0.0)
     p.add_argument("--adversarial-weight", type=float, default=0.0)
+    p.add_argument("--irfa-param", action="append", default=[], metavar="NAME=VALUE",
+                   help="extra IRFA parameter (repeatable; VALUE read as JSON, e.g. "
+                        "ridge_residual=true response_noise=0.5); part of the configuration")
     p.add_argument("--device", default="auto")
     p.add_argument("--n-bootstrap", type=int, default=2000)
     p.add_argument("--confidence", type=float, default=0.95)
@@ -97,7 +105,22 @@ def configuration(args: argparse.Namespace) -> dict[str, Any]:
         "perceptual_weight": args.perceptual_weight,
         "adversarial_weight": args.adversarial_weight, "n_bootstrap": args.n_bootstrap,
         "confidence": args.confidence, "pool": args.pool,
+        **({"irfa_params": extra_params(args.irfa_param)} if args.irfa_param else {}),
     }
+
+
+def extra_params(items: list[str]) -> dict[str, Any]:
+    """``NAME=VALUE`` strings -> parameters (VALUE parsed as JSON, else kept as text)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--irfa-param needs NAME=VALUE; got {item!r}")
+        try:
+            out[name] = json.loads(value)
+        except json.JSONDecodeError:
+            out[name] = value
+    return out
 
 
 def config_key(config: dict[str, Any]) -> str:
@@ -140,7 +163,8 @@ def estimators(config: dict[str, Any], device: str) -> dict[str, Any]:
         image_size=config["image_size"], channels=config["channels"], width=config["width"],
         max_iter=config["epochs"], batch_size=config["batch_size"], lr=config["lr"],
         attention_lr=config["attention_lr"], perceptual_weight=config["perceptual_weight"],
-        adversarial_weight=config["adversarial_weight"], device=device, verbose=0)
+        adversarial_weight=config["adversarial_weight"], device=device, verbose=0,
+        **config.get("irfa_params", {}))
     return {"IRFA": irfa,
             "ridge": irfa_nwb.RidgeReconstruction(image_size=config["image_size"])}
 

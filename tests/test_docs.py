@@ -42,6 +42,7 @@ DOCUMENTED_MODULES = (
     "irfa_nwb.data.tvsd",
     "irfa_nwb.estimator",
     "irfa_nwb.estimator.distributed",
+    "irfa_nwb.estimator.ridge",
     "irfa_nwb.analysis",
     "irfa_nwb.analysis.alexnet",
     "irfa_nwb.analysis.clustering",

@@ -169,9 +169,12 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     p = command("demo", "simulate, fit, evaluate and report, end to end")
     _arg(p, "--out", default="irfa_demo_output", help="output folder")
     _arg(p, "--epochs", type=int, default=None, show=False,
-         help="override the demo's epochs (default: the demo's 30)")
+         help="override the demo's epochs (default: the demo's 20)")
     _arg(p, "--n-stimuli", type=int, default=None, show=False,
-         help="override the demo's number of stimuli (default: the demo's 2400)")
+         help="override the demo's number of stimuli (default: the demo's 1300, 100 of them "
+              "held out)")
+    _arg(p, "--seeds", type=int, nargs="+", default=None, show=False,
+         help="seeds of every model in the comparison (default: the demo's 0 1 2)")
     _arg(p, "--perceptual", choices=("auto", "on", "off"), default="auto",
          help="VGG19 perceptual loss; auto: when its weights are cached and a GPU is present")
     _global_options(p, top=False)
@@ -346,9 +349,10 @@ def _run(args: argparse.Namespace) -> int:
 
         model = {} if args.epochs is None else {"max_iter": args.epochs}
         sim = {} if args.n_stimuli is None else {"n_stimuli": args.n_stimuli}
+        extra = {} if args.seeds is None else {"seeds": args.seeds}
         result = run_demo(
             args.out, simulation=sim, model=model, perceptual=args.perceptual,
-            verbose=0 if args.quiet else 1,
+            verbose=0 if args.quiet else 1, **extra,
         )
         print(result.summary())
     elif args.command == "simulate":
