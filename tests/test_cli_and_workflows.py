@@ -18,7 +18,7 @@ def test_demo_workflow_tiny(tmp_path):
                  result.comparison_path):
         assert path.is_file()
     assert any(p.name == "comparison.png" for p in result.figures)
-    assert set(result.metrics) == {"IRFA", "IRFA small-data", "ridge"}
+    assert set(result.metrics) == {"IRFA", "IRFA ridge-residual", "ridge"}
     for m in result.metrics.values():
         assert -1 <= m["pixel_r"] <= 1 and 0 <= m["identification"] <= 1
         assert m["n_test"] == 8

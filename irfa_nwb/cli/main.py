@@ -169,9 +169,9 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     p = command("demo", "simulate, fit, evaluate and report, end to end")
     _arg(p, "--out", default="irfa_demo_output", help="output folder")
     _arg(p, "--epochs", type=int, default=None, show=False,
-         help="override the demo's epochs (default: the demo's 20)")
+         help="override the demo's epochs (default: the demo's 15)")
     _arg(p, "--n-stimuli", type=int, default=None, show=False,
-         help="override the demo's number of stimuli (default: the demo's 1300, 100 of them "
+         help="override the demo's number of stimuli (default: the demo's 1100, 100 of them "
               "held out)")
     _arg(p, "--seeds", type=int, nargs="+", default=None, show=False,
          help="seeds of every model in the comparison (default: the demo's 0 1 2)")

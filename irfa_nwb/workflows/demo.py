@@ -26,13 +26,13 @@ logger = logging.getLogger("irfa_nwb.workflows")
 #:   ~40 % more time and lowered pixel r / identification in short runs;
 #: - three seeds of every model and 100 held-out stimuli, so that the comparison has intervals
 #:   (one run of each model differed by less than runs differ from each other).
-DEMO_SIMULATION = dict(n_stimuli=1300, n_test=100, n_repeats=10, image_size=32, random_state=0)
+DEMO_SIMULATION = dict(n_stimuli=1100, n_test=100, n_repeats=10, image_size=32, random_state=0)
 DEMO_MODEL = dict(
     image_size=32,
     channels=32,
     kernel_size=4,
     width=32,
-    max_iter=20,
+    max_iter=15,
     batch_size=16,
     lr=5e-4,
     attention_lr=5e-3,
@@ -40,11 +40,11 @@ DEMO_MODEL = dict(
     random_state=0,
 )
 #: the IRFA variants the demo compares with ridge: name -> parameters on top of DEMO_MODEL
-#: ("IRFA" is the published recipe at the CPU size; "IRFA small-data" adds the opt-in
-#: small-data options, see the user guide, "Small data sets")
+#: ("IRFA" is the published recipe at the CPU size; "IRFA ridge-residual" adds the opt-in
+#: small-data option, see the user guide, "Small data sets")
 DEMO_VARIANTS: dict[str, dict[str, Any]] = {
     "IRFA": {},
-    "IRFA small-data": {"ridge_residual": True, "response_noise": 0.5},
+    "IRFA ridge-residual": {"ridge_residual": True},
 }
 #: seeds of every model in the comparison
 DEMO_SEEDS = (0, 1, 2)
