@@ -169,23 +169,25 @@ def estimators(config: dict[str, Any], device: str) -> dict[str, Any]:
             "ridge": irfa_nwb.RidgeReconstruction(image_size=config["image_size"])}
 
 
-def rows_of(result, size: int, config: dict[str, Any], key: str, seconds: float
-            ) -> list[dict[str, Any]]:
-    pair = "IRFA - ridge"
+def rows_of(result, size: int, config: dict[str, Any], key: str, seconds: float,
+            model: str = "IRFA") -> list[dict[str, Any]]:
+    """One JSON row per metric of ``model`` - ridge in a :func:`irfa_nwb.compare` result
+    (the model's values under the key ``"IRFA"``)."""
+    pair = f"{model} - ridge"
     rows = []
     for metric in [str(m) for m in result["metric"].values]:
         row = result.sel(metric=metric)
         lo, hi = (float(v) for v in row["difference_ci"].sel(pair=pair).values)
         rows.append({
             "config_key": key, "size": size, "metric": metric,
-            "IRFA": float(row["value_mean"].sel(model="IRFA")),
+            "IRFA": float(row["value_mean"].sel(model=model)),
             "ridge": float(row["value_mean"].sel(model="ridge")),
-            "IRFA_per_seed": [float(v) for v in row["value"].sel(model="IRFA").values],
+            "IRFA_per_seed": [float(v) for v in row["value"].sel(model=model).values],
             "ridge_per_seed": [float(v) for v in row["value"].sel(model="ridge").values],
             "difference": float(row["difference"].sel(pair=pair)),
             "ci_low": lo, "ci_high": hi, "verdict": int(row["verdict"].sel(pair=pair)),
             "verdict_text": verdict_text(result, pair, metric),
-            "fit_seconds_IRFA": float(result["fit_seconds"].sel(model="IRFA").sum()),
+            "fit_seconds_IRFA": float(result["fit_seconds"].sel(model=model).sum()),
             "fit_seconds_ridge": float(result["fit_seconds"].sel(model="ridge").sum()),
             "seconds": seconds, "n_test": int(result["n_held_out"].max()),
             "config": config,

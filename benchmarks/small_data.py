@@ -23,23 +23,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import irfa_nwb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script from anywhere
-from learning_curves import config_key, read_rows, session, subset  # noqa: E402
+from learning_curves import config_key, read_rows, rows_of, session, subset  # noqa: E402
 
 from irfa_nwb.analysis.compare import (  # noqa: E402
     BUILTIN_METRICS,
     comparison_table,
-    verdict_text,
 )
 
 #: name -> IRFA parameters on top of the base configuration
@@ -142,29 +138,11 @@ def main(argv: list[str] | None = None) -> None:
                                       n_bootstrap=args.n_bootstrap,
                                       confidence=args.confidence, random_state=0)
             seconds = time.perf_counter() - t0
-            pair = f"{variant} - ridge"
+            rows = rows_of(result, args.size, config, key, seconds, model=variant)
             with args.output.open("a") as f:
-                for metric in [str(m) for m in result["metric"].values]:
-                    row = result.sel(metric=metric)
-                    lo, hi = (float(v) for v in row["difference_ci"].sel(pair=pair).values)
-                    f.write(json.dumps({
-                        "config_key": key, "variant": variant, "metric": metric,
-                        "params": VARIANTS[variant],
-                        "IRFA": float(row["value_mean"].sel(model=variant)),
-                        "ridge": float(row["value_mean"].sel(model="ridge")),
-                        "IRFA_per_seed": [float(v) for v in
-                                          row["value"].sel(model=variant).values],
-                        "difference": float(row["difference"].sel(pair=pair)),
-                        "ci_low": lo, "ci_high": hi,
-                        "verdict": int(row["verdict"].sel(pair=pair)),
-                        "verdict_text": verdict_text(result, pair, metric),
-                        "fit_seconds_IRFA": float(result["fit_seconds"].sel(model=variant).sum()),
-                        "seconds": seconds, "n_test": int(result["n_held_out"].max()),
-                        "config": config,
-                        "machine": f"{platform.node()} ({platform.machine()}, "
-                                   f"{os.cpu_count()} CPUs)",
-                        "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    }) + "\n")
+                for row in rows:
+                    f.write(json.dumps({**row, "variant": variant,
+                                        "params": VARIANTS[variant]}) + "\n")
             print(f"{variant}: {seconds:.0f} s")
             print(comparison_table(result))
     print()
