@@ -105,18 +105,23 @@ def test_transient_fault_is_retried_and_data_identical(
     assert time.monotonic() - start < 10
     assert_same(ds, reference)
     assert not server.faults  # every queued fault was met by a request
-    injected, logged = server.injected, retries()
+    injected, everything = server.injected, retries()
     assert injected == fault["times"]
+    logged = everything
+    if word != "timed out":
+        # on a heavily loaded machine a healthy answer can miss the test's 0.5 s read
+        # deadline too (seen once with both cores busy): such extra retries are not faults
+        logged = [r for r in everything if "timed out" not in r.irfa_failure]
     if name == "closed-without-answer" and backend == "fsspec":
         # aiohttp itself repeats an idempotent request once when a reused keep-alive
         # connection closes without an answer, so it may absorb the fault
         assert len(logged) <= injected
     else:
         assert len(logged) == injected
-    assert all(r.irfa_url == url and r.levelno == logging.WARNING for r in logged)
+    assert all(r.irfa_url == url and r.levelno == logging.WARNING for r in everything)
     if name != "closed-without-answer":
         assert all(word in r.irfa_failure for r in logged)
-    assert [r.irfa_retry for r in logged] == list(range(1, len(logged) + 1))
+    assert [r.irfa_retry for r in everything] == list(range(1, len(everything) + 1))
     record_property("http_faults_injected", injected)
     record_property("retries_observed", len(logged))
 
